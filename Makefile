@@ -1,0 +1,51 @@
+# The two commands of the README:
+#   make demo   set up, then run the main job on the embedded defaults
+#   make test   set up, then run the test suite
+# Both create .venv with pip (PyTorch comes from the wheels the machine already has).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export PATH          := $(BIN):$(PATH)
+export PREFECT_HOME  ?= $(CURDIR)/.prefect
+export YOLO_CONFIG_DIR ?= $(CURDIR)/.yolo
+export YOLO_OFFLINE  := 1
+export YOLO_AUTOINSTALL := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK  := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup demo test lint mlflow-ui prefect-ui clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+	@git rev-parse --git-dir >/dev/null 2>&1 || git init -q
+	@$(BIN)/dvc config core.analytics false
+
+demo: setup
+	$(BIN)/python -m flows.training
+	$(BIN)/skintwin where
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+prefect-ui: setup
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+clean:
+	rm -rf mlflow.db mlartifacts .prefect .yolo data/demo data/processed models reports/evaluate

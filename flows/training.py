@@ -1,0 +1,57 @@
+"""The training flow: validate → preprocess → train → evaluate → register → promote.
+
+Each file-to-file step reproduces its DVC stage, so DVC decides what is stale and a run
+leaves `dvc.lock` current; registration and the promotion gate run after the stages.
+
+    python -m flows.training                      # the project's dataset (params.yaml)
+    python -m flows.training --data-path DIR      # train on another dataset folder
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from prefect import flow
+
+from skintwin.project import resolve_root, set_data_path
+from tasks.dvc_stages import reproduce_stage
+from tasks.registry_tasks import promote_candidate, publish_summary, register_candidate
+
+STAGES = ("validate", "preprocess", "train", "evaluate")
+
+
+@flow(name="training", log_prints=True)
+def training_flow(
+    data_path: str | None = None, project_dir: str | None = None, force_train: bool = False
+) -> dict:
+    """Turn a dataset into an evaluated, registered and gated candidate.
+
+    Args:
+        data_path: dataset folder to train on (recorded in params.yaml as `data.path`,
+            like `dvc exp run -S`); default: the one params.yaml names.
+        project_dir: the project holding dvc.yaml; default: this checkout.
+        force_train: retrain even when DVC finds nothing changed.
+    """
+    root = str(resolve_root(project_dir))
+    set_data_path(Path(root), data_path)
+    stages = [reproduce_stage(s, root, force=force_train and s == "train") for s in STAGES]
+    candidate = register_candidate(root)
+    decision = promote_candidate(root, candidate)
+    publish_summary(root, stages, decision)
+    return {"stages": stages, "candidate": candidate, "decision": decision}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from skintwin.cli_util import run_main
+
+    parser = argparse.ArgumentParser(description="Run the Skin-Twin training flow.")
+    parser.add_argument("--data-path", help="dataset folder (default: params.yaml data.path)")
+    parser.add_argument("--project-dir", help="project folder holding dvc.yaml")
+    parser.add_argument("--force-train", action="store_true")
+    args = parser.parse_args(argv)
+    return run_main(lambda: training_flow(args.data_path, args.project_dir, args.force_train))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""`skintwin` command: the operations DVC users and CI run besides `dvc repro`.
+
+skintwin promote                 register + gate the evaluated candidate
+skintwin lineage [--version N]   print the lineage card of champion (or a version)
+skintwin where                   print where to look: UIs, reports, registry
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from skintwin.cli_util import run_main
+from skintwin.project import resolve_root
+
+
+def _promote(args: argparse.Namespace) -> None:
+    from skintwin import promotion
+
+    root = resolve_root(args.project_dir)
+    decision = promotion.gate(root, promotion.register(root))
+    print(json.dumps(decision, indent=2, default=str))
+
+
+def _lineage(args: argparse.Namespace) -> None:
+    from skintwin.params import load_params
+    from skintwin.registry import lineage_card
+    from skintwin.tracking import configure_tracking
+
+    root = resolve_root(args.project_dir)
+    configure_tracking(root)
+    name = args.model_name or load_params(root / "params.yaml").promote.model_name
+    print(lineage_card(name, alias=args.alias, version=args.version))
+
+
+def _where(args: argparse.Namespace) -> None:
+    from skintwin.params import load_params
+    from skintwin.registry import alias_version
+    from skintwin.tracking import configure_tracking
+
+    root = resolve_root(args.project_dir)
+    uri = configure_tracking(root)
+    name = load_params(root / "params.yaml").promote.model_name
+    champ = alias_version(name)
+    print(f"""
+Champion      : {f"models:/{name}@champion (version {champ.version})" if champ else "none yet"}
+MLflow UI     : mlflow ui --backend-store-uri {uri} --port 5000   -> http://127.0.0.1:5000
+Prefect UI    : prefect server start   -> http://127.0.0.1:4200 (runs of this machine's flows)
+Test metrics  : reports/evaluate/metrics.json   (dvc metrics show)
+Charts        : reports/evaluate/*.png, dvc plots show -> dvc_plots/index.html
+Data report   : reports/validate/data_report.json
+Lineage       : skintwin lineage""")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="skintwin", description=__doc__.splitlines()[0])
+    parser.add_argument("--project-dir", help="project folder holding dvc.yaml")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("promote", help="register the evaluated candidate and apply the gate")
+    lin = sub.add_parser("lineage", help="print a version's lineage card")
+    lin.add_argument("--alias", default="champion")
+    lin.add_argument("--version")
+    lin.add_argument("--model-name")
+    sub.add_parser("where", help="print where to look after a run")
+    args = parser.parse_args(argv)
+    handler = {"promote": _promote, "lineage": _lineage, "where": _where}[args.command]
+    return run_main(lambda: handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

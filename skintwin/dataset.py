@@ -1,0 +1,194 @@
+"""Reading YOLO detection datasets: layout discovery, `data.yaml`, and label files.
+
+Accepted layouts (DESIGN: Dataset):
+- flat: `images/` + `labels/`;
+- split: `images/{train,val,test}` + `labels/{train,val,test}`;
+- export: `train/images`, `valid/images`, `test/images` (labels beside), as Roboflow and
+  CVAT write them, with split paths in `data.yaml` relative to it (a leading `../` that
+  points outside the folder is tolerated, as those exports need).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from skintwin.errors import SkinTwinError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+_SPLIT_KEYS = ("train", "val", "test")
+_SPLIT_DIR_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of validation; `line` is 1-based for label files, else None."""
+
+    severity: str  # "error" | "warning"
+    rule: str
+    file: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{self.severity.upper()} [{self.rule}] {where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Box:
+    cls: int
+    cx: float
+    cy: float
+    w: float
+    h: float
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+    data_yaml: Path
+    names: tuple[str, ...]
+    splits: dict[str, Path]  # split name ("all" when flat) -> images folder
+
+
+def find_data_yaml(root: Path) -> Path:
+    for name in ("data.yaml", "data.yml", "dataset.yaml"):
+        if (root / name).is_file():
+            return root / name
+    raise SkinTwinError(f"{root}: no data.yaml (it must list the class `names`)")
+
+
+def read_names(data_yaml: Path) -> tuple[dict, tuple[str, ...]]:
+    """The parsed `data.yaml` and its class names, in class-id order."""
+    try:
+        doc = yaml.safe_load(data_yaml.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SkinTwinError(f"{data_yaml}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict) or "names" not in doc:
+        raise SkinTwinError(f"{data_yaml}: missing key 'names' (the list of class names)")
+    names = doc["names"]
+    if isinstance(names, dict):
+        ids = sorted(names)
+        if not all(isinstance(i, int) for i in ids) or ids != list(range(len(ids))):
+            raise SkinTwinError(f"{data_yaml}: 'names' keys must be the ids 0..N-1, got {ids}")
+        names = [names[i] for i in ids]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise SkinTwinError(f"{data_yaml}: 'names' must be a non-empty list of strings")
+    if len(set(names)) != len(names):
+        raise SkinTwinError(f"{data_yaml}: 'names' has duplicates: {names}")
+    return doc, tuple(names)
+
+
+def _resolve_split(data_yaml: Path, doc: dict, key: str) -> Path:
+    value = doc[key]
+    if not isinstance(value, str):
+        raise SkinTwinError(f"{data_yaml}: '{key}' must be a folder path, got {value!r}")
+    base = data_yaml.parent
+    if isinstance(doc.get("path"), str) and doc["path"]:
+        base = (base / doc["path"]) if not Path(doc["path"]).is_absolute() else Path(doc["path"])
+    candidates = [base / value]
+    stripped = value
+    while stripped.startswith("../"):
+        stripped = stripped[3:]
+        candidates.append(data_yaml.parent / stripped)
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise SkinTwinError(f"{data_yaml}: '{key}: {value}' does not exist (looked in {base})")
+
+
+def discover(root: str | Path) -> Layout:
+    """Find `data.yaml`, class names and the image folder of every split."""
+    root = Path(root)
+    if not root.exists():
+        raise SkinTwinError(f"{root}: dataset folder does not exist")
+    if not root.is_dir():
+        raise SkinTwinError(f"{root}: dataset path is not a folder")
+    data_yaml = find_data_yaml(root)
+    doc, names = read_names(data_yaml)
+    declared = [k for k in _SPLIT_KEYS if k in doc and doc[k] is not None]
+    splits: dict[str, Path] = {}
+    if declared:
+        splits = {k: _resolve_split(data_yaml, doc, k) for k in declared}
+    elif all((root / "images" / s).is_dir() for s in ("train", "val")):
+        splits = {s: root / "images" / s for s in _SPLIT_KEYS if (root / "images" / s).is_dir()}
+    elif (root / "images").is_dir():
+        splits = {"all": root / "images"}
+    else:
+        for split, dirnames in _SPLIT_DIR_NAMES.items():
+            for d in dirnames:
+                if (root / d / "images").is_dir():
+                    splits[split] = root / d / "images"
+                    break
+    if not splits:
+        raise SkinTwinError(
+            f"{root}: no images found: expected images/, images/<split>/ or <split>/images/"
+        )
+    return Layout(root=root, data_yaml=data_yaml, names=names, splits=splits)
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def label_path(image: Path) -> Path:
+    """YOLO convention: the last `images` folder of the path becomes `labels`, suffix .txt."""
+    parts = list(image.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return Path(*parts).with_suffix(".txt")
+    return image.with_suffix(".txt")
+
+
+def parse_labels(
+    path: Path, n_classes: int, max_overflow: float = 0.0
+) -> tuple[list[Box], list[Problem]]:
+    """Parse one label file; every bad line becomes a Problem naming file and line."""
+    boxes: list[Box] = []
+    problems: list[Problem] = []
+
+    def bad(rule: str, line: int, msg: str, severity: str = "error") -> None:
+        problems.append(Problem(severity, rule, str(path), msg, line))
+
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Problem("error", "unreadable_label", str(path), str(exc))]
+    seen: set[tuple[str, ...]] = set()
+    for n, raw in enumerate(text.splitlines(), start=1):
+        fields = tuple(raw.split())
+        if not fields:
+            continue
+        if len(fields) != 5:
+            bad("column_count", n, f"expected 5 columns 'class cx cy w h', got {len(fields)}")
+            continue
+        try:
+            cls_f, cx, cy, w, h = (float(f) for f in fields)
+        except ValueError:
+            bad("not_a_number", n, f"non-numeric value in {raw.strip()!r}")
+            continue
+        if not cls_f.is_integer() or not 0 <= cls_f < n_classes:
+            bad("class_out_of_range", n, f"class id {fields[0]} not in 0..{n_classes - 1}")
+            continue
+        if not all(0.0 <= v <= 1.0 for v in (cx, cy, w, h)):
+            bad("coords_out_of_range", n, f"coordinates {fields[1:]} must be within 0–1")
+            continue
+        if w <= 0 or h <= 0:
+            bad("zero_size_box", n, f"box width/height must be positive, got w={w} h={h}")
+            continue
+        edge = max(w / 2 - cx, cx + w / 2 - 1, h / 2 - cy, cy + h / 2 - 1)
+        if edge > max_overflow:
+            bad("box_outside_image", n, f"box extends {edge:.3f} past the image edge")
+            continue
+        if edge > 0:
+            bad("box_outside_image", n, "box slightly past the edge (clipped)", "warning")
+        if fields in seen:
+            bad("duplicate_label", n, "same box listed twice", "warning")
+            continue
+        seen.add(fields)
+        boxes.append(Box(int(cls_f), cx, cy, w, h))
+    return boxes, problems

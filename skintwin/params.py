@@ -1,0 +1,157 @@
+"""Typed loader for `params.yaml`, the one place for ML knobs.
+
+Every section is a frozen pydantic model that forbids unknown keys, so a typo or a wrong
+type fails loudly with the dotted key at fault instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from skintwin.errors import SkinTwinError
+from skintwin.tone import TONE_GROUPS
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class DataParams(_Section):
+    path: str = Field(min_length=1)
+
+
+class GenerateParams(_Section):
+    seed: int
+    n_images: PositiveInt
+    image_size: Annotated[int, Field(ge=64, le=4096)]
+    max_lesions: Annotated[int, Field(ge=1, le=20)]
+    background_fraction: Fraction
+    class_weights: dict[str, Annotated[float, Field(gt=0)]]
+    tone_weights: dict[str, Annotated[float, Field(ge=0)]]
+
+    @model_validator(mode="after")
+    def _known_names(self) -> GenerateParams:
+        from skintwin.synth import LESION_CLASSES
+
+        unknown = set(self.class_weights) - set(LESION_CLASSES)
+        if unknown:
+            raise ValueError(f"class_weights: unknown classes {sorted(unknown)}")
+        bad_tones = set(self.tone_weights) - set(TONE_GROUPS)
+        if bad_tones:
+            raise ValueError(f"tone_weights: unknown tone groups {sorted(bad_tones)}")
+        if sum(self.tone_weights.values()) <= 0:
+            raise ValueError("tone_weights: at least one weight must be positive")
+        return self
+
+
+class ValidateParams(_Section):
+    min_images_per_class: PositiveInt
+    max_box_overflow: Annotated[float, Field(ge=0.0, le=0.5)]
+
+
+class PreprocessParams(_Section):
+    seed: int
+    val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)]
+    test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)]
+    workers: PositiveInt
+
+
+class AugmentParams(_Section):
+    fliplr: Fraction
+    flipud: Fraction
+    mosaic: Fraction
+    hsv_h: Fraction
+    hsv_s: Fraction
+    hsv_v: Fraction
+    degrees: Annotated[float, Field(ge=0.0, le=180.0)]
+    scale: Fraction
+
+
+class TrainParams(_Section):
+    model: str = Field(min_length=1)
+    epochs: PositiveInt
+    imgsz: Annotated[int, Field(ge=32, le=4096)]
+    batch: PositiveInt
+    patience: Annotated[int, Field(ge=0)]
+    optimizer: Literal["SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "auto"]
+    lr0: Annotated[float, Field(gt=0.0, le=1.0)]
+    seed: int
+    device: str
+    workers: Annotated[int, Field(ge=0)]
+    plots: bool
+    augment: AugmentParams
+
+
+class EvaluateParams(_Section):
+    conf: Annotated[float, Field(gt=0.0, lt=1.0)]
+    iou: Annotated[float, Field(gt=0.0, lt=1.0)]
+    imgsz: Annotated[int, Field(ge=32, le=4096)]
+
+
+class PromoteParams(_Section):
+    model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    metric: Literal["mAP50", "mAP50-95", "precision", "recall"]
+    floor: Fraction
+    min_delta: Annotated[float, Field(ge=0.0, le=1.0)]
+    min_group_images: PositiveInt
+    group_tolerance: Fraction
+
+
+class Params(_Section):
+    data: DataParams
+    generate: GenerateParams
+    validate_: ValidateParams = Field(alias="validate")
+    preprocess: PreprocessParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    promote: PromoteParams
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+
+def _describe(error: dict) -> str:
+    loc = ".".join(str(p) for p in error["loc"] if p != "validate_") or "(top level)"
+    loc = loc.replace("validate_", "validate")
+    kind = error["type"]
+    if kind == "missing":
+        return f"{loc}: required key is missing"
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key (typo?)"
+    got = error.get("input")
+    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    return f"{loc}: {error['msg']}{shown}"
+
+
+def parse_params(raw: object, source: str = "params.yaml") -> Params:
+    """Validate an already-parsed mapping; errors name every key at fault."""
+    if not isinstance(raw, dict):
+        raise SkinTwinError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors()]
+        raise SkinTwinError(f"{source}: invalid parameters:\n  " + "\n  ".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate `params.yaml`.
+
+    Raises:
+        SkinTwinError: the file is missing, is not YAML, or has a missing, unknown or
+            mistyped key (the message names each one).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SkinTwinError(f"{path}: parameters file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SkinTwinError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, source=str(path))

@@ -1,0 +1,138 @@
+"""train: fit a YOLO detector on the preprocessed dataset, tracked as one MLflow run.
+
+The model is built from an Ultralytics YAML (no download) or loaded from a local `.pt`.
+Ultralytics writes its run folder inside a temporary sibling of the output, which replaces
+the output only when training completes: weights, `results.csv`, plots, and `run.json`
+(the MLflow run id the evaluate stage and the registry continue from).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from skintwin.errors import SkinTwinError
+from skintwin.io import atomic_dir, atomic_write_json
+from skintwin.params import TrainParams
+from skintwin.tracking import TRAINING_EXPERIMENT, clean_key, experiment_id, flatten
+
+log = logging.getLogger(__name__)
+
+
+def build_model(spec: str):
+    """A YOLO model from a model YAML name/path or a local .pt; never downloads."""
+    from skintwin.env import quiet_ultralytics
+
+    quiet_ultralytics()
+    from ultralytics import YOLO
+
+    if spec.endswith((".yaml", ".yml")):
+        try:
+            return YOLO(spec)
+        except (FileNotFoundError, KeyError, ValueError) as exc:
+            raise SkinTwinError(f"train.model: unknown model YAML {spec!r} ({exc})") from None
+    if spec.endswith(".pt"):
+        if not Path(spec).is_file():
+            raise SkinTwinError(f"train.model: weights file {spec!r} not found (no downloads)")
+        return YOLO(spec)
+    raise SkinTwinError(f"train.model: {spec!r} must be a model .yaml or a local .pt file")
+
+
+def _log_epoch(trainer) -> None:
+    import mlflow
+
+    metrics = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **trainer.metrics}
+    metrics.update({f"lr/{k}": v for k, v in trainer.lr.items()})
+    mlflow.log_metrics({clean_key(k): float(v) for k, v in metrics.items()}, step=trainer.epoch)
+
+
+def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=()) -> dict:
+    """Train and leave weights and run records in `out`.
+
+    Returns:
+        {"run_id", "weights", "best_fitness", "epochs"}.
+    """
+    import mlflow
+
+    model = build_model(params.model)
+    model.add_callback("on_fit_epoch_end", _log_epoch)
+    args = {k: v for k, v in params.model_dump().items() if k not in ("model", "augment")}
+    args.update(params.augment.model_dump())
+    root = Path.cwd()
+    with (
+        atomic_dir(out) as tmp,
+        mlflow.start_run(
+            experiment_id=experiment_id(TRAINING_EXPERIMENT, root),
+            run_name=f"train-{params.model.rsplit('/', 1)[-1]}",
+            tags={
+                "skintwin.stage": "train",
+                "prefect.flow_run_id": os.environ.get("SKINTWIN_FLOW_RUN_ID", ""),
+            },
+        ) as run,
+    ):
+        mlflow.log_params({f"train.{k}": v for k, v in flatten("", params.model_dump()).items()})
+        for path in extra_artifacts:
+            if Path(path).is_file():
+                mlflow.log_artifact(str(path), artifact_path="data")
+        model.train(
+            data=str(data_yaml.resolve()),
+            project=str(tmp.resolve()),
+            name="yolo",
+            exist_ok=True,
+            verbose=True,
+            **args,
+        )
+        run_dir = tmp / "yolo"
+        best = run_dir / "weights" / "best.pt"
+        if not best.is_file():
+            raise SkinTwinError(f"training produced no weights in {run_dir}")
+        for name in ("last.pt",):  # only best.pt is the candidate; keep the output lean
+            (run_dir / "weights" / name).unlink(missing_ok=True)
+        for item in run_dir.iterdir():
+            shutil.move(str(item), tmp / item.name)
+        run_dir.rmdir()
+        for plot in sorted(tmp.glob("*.png")) + sorted(tmp.glob("*.jpg")):
+            mlflow.log_artifact(str(plot), artifact_path="training_plots")
+        if (tmp / "results.csv").exists():
+            mlflow.log_artifact(str(tmp / "results.csv"), artifact_path="training_plots")
+        fitness = float(model.trainer.best_fitness or 0.0)
+        record = {
+            "run_id": run.info.run_id,
+            "weights": "weights/best.pt",
+            "best_fitness": fitness,
+            "epochs": params.epochs,
+        }
+        atomic_write_json(tmp / "run.json", record)
+    log.info("trained %s: MLflow run %s", params.model, record["run_id"])
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    from skintwin.cli_util import run_main
+    from skintwin.params import load_params
+    from skintwin.tracking import configure_tracking
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="preprocessed dataset folder")
+    parser.add_argument("--out", required=True, help="model output folder")
+    parser.add_argument("--data-report", help="validation report, logged with the run")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+
+    def body() -> None:
+        params = load_params(args.params)
+        data_yaml = Path(args.data) / "data.yaml"
+        if not data_yaml.is_file():
+            raise SkinTwinError(f"{data_yaml}: not found; run the preprocess stage first")
+        configure_tracking(Path.cwd())
+        extras = [p for p in (args.data_report, "dvc.lock", args.params) if p]
+        run_train(data_yaml, params.train, Path(args.out), extras)
+
+    return run_main(body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

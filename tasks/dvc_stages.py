@@ -1,0 +1,72 @@
+"""Prefect task that reproduces one DVC stage: DVC decides whether it is stale, Prefect runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import task
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+
+from skintwin.errors import SkinTwinError
+
+_RAN = re.compile(r"^Running stage '([^']+)'")
+_SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
+
+
+def stage_env() -> dict[str, str]:
+    """The environment for stage commands: this interpreter first on PATH, run ids passed on."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["SKINTWIN_FLOW_RUN_ID"] = str(flow_run.get_id() or "")
+    return env
+
+
+@task(name="reproduce-stage", task_run_name="dvc repro {stage}")
+def reproduce_stage(stage: str, root: str, force: bool = False) -> dict:
+    """`dvc repro <stage>` (and any stale upstream stage), its output forwarded to the run log.
+
+    Returns:
+        {"stage", "ran": [stages run], "skipped": [stages found unchanged]}.
+    """
+    logger = get_run_logger()
+    cmd = [
+        sys.executable,
+        "-m",
+        "dvc",
+        "repro",
+        stage,
+        *(["--force", "--single-item"] if force else []),
+    ]
+    ran, skipped, tail = [], [], []
+    with subprocess.Popen(
+        cmd,
+        cwd=root,
+        env=stage_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as proc:
+        for raw in proc.stdout:
+            # Progress bars redraw with carriage returns: keep only the final state of a line.
+            line = raw.rstrip("\n").split("\r")[-1].replace("\x1b[K", "").rstrip()
+            if not line:
+                continue
+            if m := _RAN.match(line):
+                ran.append(m.group(1))
+            if m := _SKIPPED.match(line):
+                skipped.append(m.group(1))
+            tail = [*tail[-40:], line]
+            logger.info(line)
+    if proc.returncode != 0:
+        raise SkinTwinError(
+            f"dvc repro {stage} failed (exit {proc.returncode}):\n" + "\n".join(tail)
+        )
+    if stage in skipped:
+        logger.info("stage '%s' is up to date: DVC skipped it", stage)
+    return {"stage": stage, "ran": ran, "skipped": skipped}

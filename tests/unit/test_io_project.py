@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skintwin.errors import SkinTwinError
+from skintwin.io import atomic_dir
+from skintwin.project import set_data_path
+
+
+def test_atomic_dir_keeps_old_output_on_failure(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with atomic_dir(out) as tmp:
+        (tmp / "a.txt").write_text("v1")
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("killed")
+    assert (out / "a.txt").read_text() == "v1"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_set_data_path_keeps_comments(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text(
+        "# top\ndata:\n  # which dataset\n  path: data/demo   # note\ntrain:\n  path: x\n"
+    )
+    (tmp_path / "mine").mkdir()
+    assert set_data_path(tmp_path, tmp_path / "mine") is True
+    text = (tmp_path / "params.yaml").read_text()
+    assert "  path: mine   # note" in text and "# which dataset" in text and "  path: x" in text
+    assert set_data_path(tmp_path, tmp_path / "mine") is False
+    with pytest.raises(SkinTwinError, match="does not exist"):
+        set_data_path(tmp_path, tmp_path / "missing")
