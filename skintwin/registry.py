@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import yaml
@@ -93,7 +94,6 @@ def register_candidate(
     from mlflow.types.schema import ParamSchema, ParamSpec
 
     import skintwin
-    from skintwin.pyfunc_model import SkinTwinDetector
 
     if not Path(weights).is_file():
         raise SkinTwinError(f"{weights}: weights file not found")
@@ -101,12 +101,15 @@ def register_candidate(
         inputs=None,
         params=ParamSchema([ParamSpec("conf", "double", 0.25), ParamSpec("imgsz", "long", 0)]),
     )
-    with mlflow.start_run(run_id=run_id):
+    package = Path(skintwin.__file__).parent
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # MLflow suggests type hints and an input example; our inputs are images of any kind.
+        warnings.simplefilter("ignore", UserWarning)
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=SkinTwinDetector(),
+            python_model=str(package / "mlflow_model.py"),
             artifacts={"weights": str(weights)},
-            code_paths=[str(Path(skintwin.__file__).parent)],
+            code_paths=[str(package)],
             registered_model_name=name,
             signature=signature,
             pip_requirements=_PIP,

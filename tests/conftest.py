@@ -79,8 +79,7 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 def make_project(root: Path, params: dict) -> Path:
     """A throwaway copy of the project: its own git repo, DVC, params and MLflow database."""
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(REPO / name, root / name)
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     shutil.copytree(
         REPO / "skintwin", root / "skintwin", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -90,6 +89,8 @@ def make_project(root: Path, params: dict) -> Path:
     run(["git", "config", "user.name", "ci"], cwd=root)
     dvc("init", "-q", cwd=root)
     dvc("config", "core.analytics", "false", cwd=root)
+    for name in (".gitignore", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
     run(["git", "add", "-A"], cwd=root)
     run(["git", "commit", "-qm", "project"], cwd=root)
     return root
@@ -98,8 +99,12 @@ def make_project(root: Path, params: dict) -> Path:
 @pytest.fixture
 def project(tmp_path: Path, tiny_params: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A tiny project with its own MLflow SQLite database."""
+    import mlflow
+
     root = make_project(tmp_path / "project", tiny_params)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)  # the process-wide URI would otherwise outlive the test
     return root
 
 

@@ -1,0 +1,159 @@
+"""The training flow end to end on tiny data: real Prefect, DVC, MLflow and Ultralytics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+NAME = "skin-twin-detector"
+
+
+def _set_train(project: Path, evaluate_imgsz: int | None = None, **values: object) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"].update(values)
+    if evaluate_imgsz:
+        params["evaluate"]["imgsz"] = evaluate_imgsz
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _versions():
+    from mlflow.tracking import MlflowClient
+
+    return sorted(
+        MlflowClient().search_model_versions(f"name='{NAME}'"), key=lambda v: int(v.version)
+    )
+
+
+def test_flow_registers_promotes_and_skips_when_nothing_changed(project, prefect_api) -> None:
+    import mlflow
+    from prefect.artifacts import Artifact
+
+    from flows.training import training_flow
+
+    result = training_flow(project_dir=str(project))
+    assert [s["stage"] for s in result["stages"]] == [
+        "validate",
+        "preprocess",
+        "train",
+        "evaluate",
+    ]
+    assert result["decision"]["promote"] is True  # first candidate, floor 0 in the tiny config
+    champion = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    image = next((project / "data/processed/images/test").iterdir())
+    out = champion.predict(str(image))
+    assert out[0]["width"] > 0 and isinstance(out[0]["detections"], list)
+    tags = _versions()[0].tags
+    for key in (
+        "lineage.git_commit",
+        "lineage.dvc_data_md5",
+        "lineage.mlflow_run_id",
+        "lineage.prefect_flow_run_id",
+        "lineage.params",
+        "metric.test.mAP50",
+    ):
+        assert tags.get(key), key
+    assert tags["gate.decision"] == "promoted"
+    assert "training-summary" in (Artifact.get("training-summary").key or "")
+
+    again = training_flow(project_dir=str(project))
+    assert all(s["ran"] == [] for s in again["stages"])
+    assert again["candidate"]["new"] is False
+    assert len(_versions()) == 1
+
+
+def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
+    project, prefect_api
+) -> None:
+    from flows.training import training_flow
+    from skintwin.registry import alias_version
+
+    # ~40 s on 2 cores: enough for a clearly non-zero mAP on the tiny dataset
+    _set_train(project, epochs=30, imgsz=128, batch=4, evaluate_imgsz=128)
+    strong = training_flow(project_dir=str(project))
+    assert strong["decision"]["promote"] is True
+    assert strong["decision"]["candidate"] > 0.05
+
+    _set_train(project, epochs=1)
+    weak = training_flow(project_dir=str(project))
+    assert weak["candidate"]["new"] is True
+    assert weak["decision"]["promote"] is False
+    assert weak["decision"]["candidate"] < weak["decision"]["champion"]
+    v1, v2 = _versions()
+    assert alias_version(NAME, "champion").version == v1.version
+    assert alias_version(NAME, "challenger").version == v2.version
+    assert v2.tags["gate.decision"] == "rejected"
+    assert "min_delta" in v2.tags["gate.reasons"]
+
+    # a dataset that fails validation: the flow fails, nothing is registered or promoted
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    broken = project / "data/broken"
+    import shutil
+
+    shutil.copytree(project / "data/demo", broken)
+    next(broken.glob("labels/*.txt")).write_text("0 0.5 0.5 0.2\n")
+    params["data"]["path"] = "data/broken"
+    params["train"]["epochs"] = 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(Exception, match="validate"):
+        training_flow(project_dir=str(project))
+    assert len(_versions()) == 2
+    assert alias_version(NAME, "champion").version == v1.version
+
+
+def test_unknown_model_fails_without_registering(project, prefect_api) -> None:
+    from flows.training import training_flow
+
+    _set_train(project, model="yolov99z.yaml")
+    with pytest.raises(Exception, match="train"):
+        training_flow(project_dir=str(project))
+    assert _versions() == []
+
+
+def test_application_entry_points(project, prefect_api, tmp_path) -> None:
+    from skintwin import ModelRegistry, TrainingPipeline
+    from skintwin.registry import alias_version
+    from tests.conftest import dvc
+
+    # an export-layout dataset outside the project, as the application passes it
+    dvc("repro", "generate", cwd=project)
+    export = tmp_path / "export"
+    for split, files in (
+        ("train", slice(0, 40)),
+        ("valid", slice(40, 50)),
+        ("test", slice(50, 60)),
+    ):
+        for image in sorted((project / "data/demo/images").iterdir())[files]:
+            (export / split / "images").mkdir(parents=True, exist_ok=True)
+            (export / split / "labels").mkdir(parents=True, exist_ok=True)
+            (export / split / "images" / image.name).write_bytes(image.read_bytes())
+            label = project / "data/demo/labels" / f"{image.stem}.txt"
+            if label.exists():
+                (export / split / "labels" / label.name).write_text(label.read_text())
+    (export / "data.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "names": ["acne", "mole", "rash"],
+                "train": "../train/images",
+                "val": "../valid/images",
+                "test": "../test/images",
+            }
+        )
+    )
+
+    result = TrainingPipeline(project).run_full_pipeline(data_path=export)
+    assert result["decision"]["promote"] is True
+    assert yaml.safe_load((project / "params.yaml").read_text())["data"]["path"] == str(export)
+
+    registered = ModelRegistry(project).register_yolo_model(
+        model_path=project / "models/train/weights/best.pt",
+        metrics={"mAP50": 0.99},
+        tags={"source": "notebook"},
+    )
+    # evaluated now on the test split: the same weights are no improvement, whatever it claims
+    assert registered["decision"]["promote"] is False
+    assert registered["evaluation"]["overall"]["mAP50"] < 0.99
+    assert alias_version(NAME, "champion").version != registered["version"]
