@@ -32,7 +32,7 @@ setup: $(STAMP)
 	@$(BIN)/dvc config core.analytics false
 
 demo: setup
-	$(BIN)/python -m flows.training
+	$(BIN)/python -m skintwin.demo
 	$(BIN)/skintwin where
 
 test: setup

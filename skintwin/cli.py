@@ -36,6 +36,7 @@ def _lineage(args: argparse.Namespace) -> None:
 def _where(args: argparse.Namespace) -> None:
     from skintwin.params import load_params
     from skintwin.registry import alias_version
+    from skintwin.store import default_url
     from skintwin.tracking import configure_tracking
 
     root = resolve_root(args.project_dir)
@@ -44,12 +45,16 @@ def _where(args: argparse.Namespace) -> None:
     champ = alias_version(name)
     print(f"""
 Champion      : {f"models:/{name}@champion (version {champ.version})" if champ else "none yet"}
-MLflow UI     : mlflow ui --backend-store-uri {uri} --port 5000   -> http://127.0.0.1:5000
-Prefect UI    : prefect server start   -> http://127.0.0.1:4200 (runs of this machine's flows)
+MLflow UI     : make mlflow-ui    -> http://127.0.0.1:5000  (tracking: {uri})
+Prefect UI    : make prefect-ui   -> http://127.0.0.1:4200  (flow runs, task runs, artifacts)
 Test metrics  : reports/evaluate/metrics.json   (dvc metrics show)
 Charts        : reports/evaluate/*.png, dvc plots show -> dvc_plots/index.html
 Data report   : reports/validate/data_report.json
-Lineage       : skintwin lineage""")
+Lineage       : skintwin lineage
+Batch results : reports/batch/<time>-<source>/predictions.csv
+Drift reports : reports/drift/<time>-<source>/drift_report.html
+Alerts        : .monitoring/alerts/*.json
+Predictions   : {default_url(root)}""")
 
 
 def main(argv: list[str] | None = None) -> int:

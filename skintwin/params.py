@@ -104,6 +104,46 @@ class PromoteParams(_Section):
     group_tolerance: Fraction
 
 
+class ColumnTest(_Section):
+    method: str
+    threshold: Annotated[float, Field(gt=0.0)]
+
+
+class MonitorParams(_Section):
+    window_hours: Annotated[float, Field(gt=0)]
+    min_rows: PositiveInt
+    num_method: str
+    num_threshold: Annotated[float, Field(gt=0.0)]
+    cat_method: str
+    cat_threshold: Annotated[float, Field(gt=0.0)]
+    per_column: dict[str, ColumnTest]
+    drift_share: Annotated[float, Field(gt=0.0, le=1.0)]
+    critical_share: Annotated[float, Field(gt=0.0, le=1.0)]
+    dedup_hours: Annotated[float, Field(ge=0)]
+    retrain_on_critical: bool
+    webhook_timeout_s: Annotated[float, Field(gt=0)]
+    webhook_retries: Annotated[int, Field(ge=0, le=10)]
+    conf: Annotated[float, Field(gt=0.0, lt=1.0)]
+    imgsz: Annotated[int, Field(ge=32, le=4096)]
+
+    @model_validator(mode="after")
+    def _known_methods(self) -> MonitorParams:
+        from skintwin.drift import DISTANCE_METHODS, P_VALUE_METHODS
+
+        known = P_VALUE_METHODS | DISTANCE_METHODS
+        methods = {"num_method": self.num_method, "cat_method": self.cat_method} | {
+            f"per_column.{c}.method": t.method for c, t in self.per_column.items()
+        }
+        for key, method in methods.items():
+            if method not in known:
+                raise ValueError(
+                    f"{key}: unknown drift method {method!r}; use one of {sorted(known)}"
+                )
+        if self.critical_share < self.drift_share:
+            raise ValueError("critical_share must be at least drift_share")
+        return self
+
+
 class Params(_Section):
     data: DataParams
     generate: GenerateParams
@@ -112,6 +152,7 @@ class Params(_Section):
     train: TrainParams
     evaluate: EvaluateParams
     promote: PromoteParams
+    monitor: MonitorParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 

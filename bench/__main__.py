@@ -1,0 +1,37 @@
+"""One benchmark command: `python -m bench [--size small|default]`.
+
+Prints each figure beside its baseline measured in the same run, the ratio and the target,
+and saves the table as JSON under bench/results/ so two commits can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from bench import training
+from bench.common import save, table
+
+
+def main() -> int:
+    from skintwin.env import configure_offline
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=["small", "default"], default="small")
+    parser.add_argument("--only", choices=["training"], action="append")
+    args = parser.parse_args()
+    configure_offline(Path(__file__).resolve().parents[1])
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="skintwin-bench-") as tmp:
+        work = Path(tmp)
+        if not args.only or "training" in args.only:
+            rows += training.run(work / "training", args.size)
+    print(table(rows))
+    path = save(rows, args.size, Path(__file__).parent / "results")
+    print(f"\nsaved {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""Benchmark plumbing: sizes, timing, a results table with baselines and targets."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class Row:
+    """One figure beside its baseline from the same run."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    baseline_name: str = ""
+    target: str = ""
+    ok: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.baseline else None
+
+
+@contextmanager
+def stopwatch() -> dict:
+    box: dict = {}
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box["s"] = time.perf_counter() - start
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def table(rows: list[Row]) -> str:
+    lines = [f"{'figure':46} {'value':>12} {'baseline':>24} {'ratio':>7}  {'target':14} ok"]
+    for r in rows:
+        base = f"{r.baseline:.3g} ({r.baseline_name})" if r.baseline is not None else "-"
+        ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
+        ok = {True: "yes", False: "NO", None: "-"}[r.ok]
+        lines.append(
+            f"{r.name:46} {r.value:>9.3g} {r.unit:2} {base:>24} {ratio:>7}  {r.target:14} {ok}"
+        )
+    return "\n".join(lines)
+
+
+def save(rows: list[Row], size: str, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = out_dir / f"bench-{size}-{stamp}.json"
+    doc = {
+        "size": size,
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+            "cores": __import__("os").cpu_count(),
+        },
+        "rows": [asdict(r) | {"ratio": r.ratio} for r in rows],
+    }
+    path.write_text(json.dumps(doc, indent=2))
+    return path

@@ -1,0 +1,100 @@
+"""Training benchmarks: the flow against a plain `yolo train`, no-op repro, repeat run.
+
+Both sides train on the same preprocessed data with the same settings, in the same run.
+The one-off Prefect API start is excluded (a trivial flow warms it first).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from bench.common import Row, timed
+
+SIZES = {
+    "small": {"n_images": 120, "image_size": 160, "epochs": 8, "imgsz": 128},
+    "default": {"n_images": 240, "image_size": 256, "epochs": 30, "imgsz": 192},
+}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _sh(cmd: list[str], cwd: Path) -> None:
+    subprocess.run(
+        cmd, cwd=cwd, env=_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def _project(work: Path, size: str) -> Path:
+    from tests.conftest import REPO, make_project
+
+    s = SIZES[size]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["generate"].update(n_images=s["n_images"], image_size=s["image_size"])
+    params["train"].update(epochs=s["epochs"], imgsz=s["imgsz"])
+    params["evaluate"]["imgsz"] = s["imgsz"]
+    return make_project(work / "project", params)
+
+
+def run(work: Path, size: str) -> list[Row]:
+    from prefect import flow
+
+    from flows.training import training_flow
+
+    root = _project(work, size)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    _sh([sys.executable, "-m", "dvc", "repro", "preprocess"], root)
+    t = yaml.safe_load((root / "params.yaml").read_text())["train"]
+    args = {k: v for k, v in t.items() if k not in ("model", "augment")} | t["augment"]
+    plain_cmd = [
+        sys.executable,
+        "-m",
+        "ultralytics",
+        "detect",
+        "train",
+        f"data={root / 'data/processed/data.yaml'}",
+        f"model={t['model']}",
+        f"project={work / 'plain'}",
+        "name=run",
+        "exist_ok=True",
+        *[f"{k}={v}" for k, v in args.items()],
+    ]
+    plain_s, _ = timed(lambda: _sh(plain_cmd, work))
+
+    @flow
+    def warm() -> None:
+        """Start the ephemeral Prefect API outside the measurement."""
+
+    warm()
+    first_s, _ = timed(lambda: training_flow(project_dir=str(root)))
+    repeat_s, _ = timed(lambda: training_flow(project_dir=str(root)))
+    noop_s, _ = timed(lambda: _sh([sys.executable, "-m", "dvc", "repro"], root))
+    return [
+        Row(
+            "training flow vs plain yolo train",
+            first_s,
+            "s",
+            plain_s,
+            "yolo train",
+            "≤ 1.10×",
+            first_s / plain_s <= 1.10,
+        ),
+        Row(
+            "repeat flow run, nothing changed",
+            repeat_s,
+            "s",
+            first_s,
+            "first run",
+            "≤ 0.15×",
+            repeat_s / first_s <= 0.15,
+        ),
+        Row("no-op dvc repro (whole DAG)", noop_s, "s", None, "", "≤ 3 s", noop_s <= 3.0),
+    ]

@@ -1,0 +1,63 @@
+"""Batch inference: score a folder of images with the champion and log every prediction.
+
+python -m flows.batch_inference --images data/batches/today
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from prefect import flow
+
+from skintwin.params import load_params
+from skintwin.project import resolve_root
+from tasks.monitoring_tasks import (
+    load_model,
+    publish_batch_summary,
+    score_images,
+    timestamp,
+    write_batch_results,
+)
+
+
+@flow(name="batch-inference", log_prints=True)
+def batch_inference_flow(
+    images_dir: str,
+    source: str | None = None,
+    project_dir: str | None = None,
+    alias: str = "champion",
+) -> dict:
+    """Score `images_dir`; results under reports/batch/<time>-<source>/.
+
+    Args:
+        images_dir: folder of images (searched recursively).
+        source: label stored with each prediction (default: the folder's name).
+        alias: registry alias of the model to use.
+    """
+    root = str(resolve_root(project_dir))
+    params = load_params(Path(root) / "params.yaml").monitor
+    source = source or Path(images_dir).name
+    model = load_model(root, alias=alias)
+    rows = score_images(root, model, images_dir, source, params)
+    out_dir = str(Path(root) / "reports" / "batch" / f"{timestamp()}-{source}")
+    summary = write_batch_results(rows, out_dir)
+    publish_batch_summary(summary, model, source)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    from skintwin.cli_util import run_main
+
+    parser = argparse.ArgumentParser(description="Score a folder of images with the champion.")
+    parser.add_argument("--images", required=True, help="folder of images")
+    parser.add_argument("--source", help="label for these predictions (default: folder name)")
+    parser.add_argument("--project-dir")
+    args = parser.parse_args(argv)
+    return run_main(
+        lambda: print(batch_inference_flow(args.images, args.source, args.project_dir))
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

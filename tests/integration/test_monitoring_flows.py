@@ -1,0 +1,144 @@
+"""Monitoring on a real (tiny) champion: batch inference, drift flow, alerts, loader fallback."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MlflowServer, dvc, make_project
+
+pytestmark = pytest.mark.slow
+NAME = "skin-twin-detector"
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory, base_params, prefect_api):
+    """A tiny project whose 1-epoch model is the champion; batches ready to score."""
+    import copy
+
+    import mlflow
+
+    from skintwin import promotion
+    from skintwin.params import parse_params
+    from skintwin.steps.generate import run_generate
+
+    params = copy.deepcopy(base_params)
+    params["generate"].update(n_images=60, image_size=128, seed=3)
+    params["validate"]["min_images_per_class"] = 3
+    params["train"].update(epochs=1, imgsz=64, batch=8, workers=0, plots=False)
+    params["evaluate"]["imgsz"] = 64
+    params["promote"].update(floor=0.0, min_group_images=3)
+    params["monitor"]["imgsz"] = 64
+    root = make_project(tmp_path_factory.mktemp("mon") / "project", params)
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    dvc("repro", cwd=root)
+    assert promotion.gate(root, promotion.register(root))["promote"]
+    gen = parse_params(params).generate
+    for name, shift, seed in (("normal", "none", 101), ("lighting", "lighting", 102)):
+        run_generate(
+            root / "batches" / name,
+            gen.model_copy(update={"n_images": 40, "seed": seed}),
+            shift=shift,
+            labels=False,
+            workers=1,
+        )
+    yield root
+    if old is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+def test_batch_inference_logs_every_prediction(champion: Path) -> None:
+    from flows.batch_inference import batch_inference_flow
+    from skintwin.monitor import ModelMonitor
+
+    folder = champion / "batches" / "normal" / "images"
+    (folder / "scan.jpg").write_bytes(b"%PDF-1.4 renamed document")  # a bad upload
+    try:
+        summary = batch_inference_flow(str(folder), source="normal", project_dir=str(champion))
+    finally:
+        (folder / "scan.jpg").unlink()
+    assert summary["images"] == 41 and summary["failed"] == 1
+    assert (Path(summary["out_dir"]) / "predictions.csv").is_file()
+    frame = ModelMonitor(project_dir=champion).store.window(source="normal")
+    assert len(frame) == 41 and frame["error"].notna().sum() == 1
+    assert frame["model_version"].eq("1").all()
+
+
+def test_drift_flow_alerts_once_on_shift_and_not_on_normal(champion: Path) -> None:
+    from flows.batch_inference import batch_inference_flow
+    from flows.drift import drift_flow
+
+    alerts = champion / ".monitoring" / "alerts"
+    shifted = drift_flow(
+        source="lighting", images_dir=str(champion / "batches/lighting"), project_dir=str(champion)
+    )
+    assert shifted["result"]["drift_detected"] is True
+    assert shifted["alert"] is not None
+    assert Path(shifted["result"]["report_html"]).is_file()
+    again = drift_flow(source="lighting", project_dir=str(champion))
+    assert again["result"]["drift_detected"] is True and again["alert"] is None
+    assert len(list(alerts.glob("*-data_drift-*.json"))) == 1
+
+    batch_inference_flow(
+        str(champion / "batches/normal/images"), source="normal2", project_dir=str(champion)
+    )
+    normal = drift_flow(source="normal2", project_dir=str(champion))
+    assert normal["result"]["drift_detected"] is False and normal["alert"] is None
+
+    empty = drift_flow(source="nobody", project_dir=str(champion))
+    assert empty["result"]["enough_data"] is False and empty["alert"] is None
+    assert (Path(empty["report_dir"]) / "drift_summary.json").is_file()
+
+
+def test_loader_follows_alias_and_survives_registry_outage(
+    champion: Path, tmp_path, monkeypatch
+) -> None:
+    import mlflow
+
+    from skintwin.loader import ModelLoader
+    from skintwin.registry import register_candidate
+    from skintwin.tracking import TRAINING_EXPERIMENT, experiment_id
+
+    weights = champion / "models/train/weights/best.pt"
+    server = MlflowServer(tmp_path / "server")
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        mlflow.set_tracking_uri(server.url)
+        client = mlflow.tracking.MlflowClient()
+        versions = []
+        for _ in range(2):
+            with mlflow.start_run(
+                experiment_id=experiment_id(TRAINING_EXPERIMENT, tmp_path)
+            ) as run:
+                pass
+            versions.append(
+                register_candidate(
+                    weights, run.info.run_id, NAME, {"overall": {}}, {"source": "test"}
+                )
+            )
+        client.set_registered_model_alias(NAME, "champion", versions[0])
+        cache = tmp_path / "cache"
+        loader = ModelLoader(project_dir=champion, cache_dir=cache)
+        first = loader.load_all_models()[NAME]
+        assert (first.version, first.source) == ("1", "registry")
+        client.set_registered_model_alias(NAME, "champion", versions[1])
+        assert loader.reload_if_moved() == [NAME]
+        assert loader.models[NAME].version == "2"
+    finally:
+        server.stop()
+    with socket.socket() as s:  # nothing listens on the port any more
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", server.port))
+    offline = ModelLoader(project_dir=champion, cache_dir=tmp_path / "cache").load_all_models()
+    model = offline[NAME]
+    assert (model.version, model.source) == ("2", "local cache")
+    image = next((champion / "batches/normal/images").iterdir())
+    assert isinstance(model.predict(str(image))[0]["detections"], list)
