@@ -5,6 +5,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_dedup_escalation_and_clear(tmp_path: Path, monkeypatch) -> None:
 
 
 class _Hook(BaseHTTPRequestHandler):
-    bodies: list = []
+    bodies: ClassVar[list] = []
     delay = 0.0
 
     def do_POST(self) -> None:
