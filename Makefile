@@ -19,7 +19,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup demo test lint mlflow-ui prefect-ui clean
+.PHONY: setup demo test lint mlflow-ui prefect-ui up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ mlflow-ui: setup
 
 prefect-ui: setup
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+up: setup      # Prefect + MLflow servers on loopback, work pool, deployments, a worker
+	$(BIN)/python -m skintwin.ops up
+
+down:          # stop what `make up` started
+	$(BIN)/python -m skintwin.ops down
 
 clean:
 	rm -rf mlflow.db mlartifacts .prefect .yolo data/demo data/processed models reports/evaluate

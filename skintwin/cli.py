@@ -57,6 +57,29 @@ Alerts        : .monitoring/alerts/*.json
 Predictions   : {default_url(root)}""")
 
 
+def _alerts(args: argparse.Namespace) -> None:
+    import time
+
+    from skintwin.alerts import SEVERITY_RANK
+    from skintwin.errors import SkinTwinError
+
+    root = resolve_root(args.project_dir)
+    since = time.time() - args.since_hours * 3600
+    found = []
+    for path in sorted((root / ".monitoring" / "alerts").glob("*-*.json")):
+        alert = json.loads(path.read_text())
+        if alert.get("time", 0) >= since:
+            found.append(alert)
+            print(
+                f"{alert['time_iso']}  {alert['severity']:8} {alert['kind']}: {alert['summary']}"
+            )
+    if not found:
+        print(f"no alerts in the last {args.since_hours:g} h")
+    worst = max((SEVERITY_RANK[a["severity"]] for a in found), default=-1)
+    if args.fail_on and worst >= SEVERITY_RANK[args.fail_on]:
+        raise SkinTwinError(f"an alert of severity ≥ {args.fail_on} was raised")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skintwin", description=__doc__.splitlines()[0])
     parser.add_argument("--project-dir", help="project folder holding dvc.yaml")
@@ -67,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     lin.add_argument("--version")
     lin.add_argument("--model-name")
     sub.add_parser("where", help="print where to look after a run")
+    al = sub.add_parser("alerts", help="list recent alerts; optionally fail on a severity")
+    al.add_argument("--since-hours", type=float, default=24.0)
+    al.add_argument("--fail-on", choices=["warning", "critical"])
     args = parser.parse_args(argv)
-    handler = {"promote": _promote, "lineage": _lineage, "where": _where}[args.command]
+    handler = {"promote": _promote, "lineage": _lineage, "where": _where, "alerts": _alerts}[
+        args.command
+    ]
     return run_main(lambda: handler(args))
 
 

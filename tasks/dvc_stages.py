@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
@@ -26,7 +27,7 @@ def stage_env() -> dict[str, str]:
     return env
 
 
-@task(name="reproduce-stage", task_run_name="dvc repro {stage}")
+@task(cache_policy=NO_CACHE, name="reproduce-stage", task_run_name="dvc repro {stage}")
 def reproduce_stage(stage: str, root: str, force: bool = False) -> dict:
     """`dvc repro <stage>` (and any stale upstream stage), its output forwarded to the run log.
 

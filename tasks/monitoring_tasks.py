@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from skintwin import monitoring
@@ -19,7 +20,7 @@ from skintwin.monitor import ModelMonitor
 from skintwin.params import MonitorParams
 
 
-@task(name="load-model", retries=2, retry_delay_seconds=[2, 10])
+@task(cache_policy=NO_CACHE, name="load-model", retries=2, retry_delay_seconds=[2, 10])
 def load_model(root: str, model_name: str | None = None, alias: str = "champion") -> LoadedModel:
     """The model behind `alias` (falls back to the local copy when the registry is down)."""
     names = [model_name] if model_name else None
@@ -29,7 +30,7 @@ def load_model(root: str, model_name: str | None = None, alias: str = "champion"
     return loaded
 
 
-@task(name="score-images", task_run_name="score {source}")
+@task(cache_policy=NO_CACHE, name="score-images", task_run_name="score {source}")
 def score_images(
     root: str, model: LoadedModel, images_dir: str, source: str, params: MonitorParams
 ) -> list[dict]:
@@ -44,7 +45,7 @@ def score_images(
     return rows
 
 
-@task(name="write-batch-results")
+@task(cache_policy=NO_CACHE, name="write-batch-results")
 def write_batch_results(rows: list[dict], out_dir: str) -> dict:
     """predictions.csv (one row per detection) and summary.json for a scored batch."""
     out = Path(out_dir)
@@ -72,13 +73,13 @@ def write_batch_results(rows: list[dict], out_dir: str) -> dict:
     return summary | {"out_dir": str(out)}
 
 
-@task(name="build-reference")
+@task(cache_policy=NO_CACHE, name="build-reference")
 def build_reference(root: str, model: LoadedModel, params: MonitorParams):
     """Reference features: training images plus the model's predictions on held-out images."""
     return monitoring.reference_frame(Path(root), model, params)
 
 
-@task(name="collect-current")
+@task(cache_policy=NO_CACHE, name="collect-current")
 def collect_current(root: str, window_hours: float, source: str | None, model_name: str):
     """The prediction store's rows in the window (optionally one source)."""
     frame = monitoring.current_frame(
@@ -88,7 +89,7 @@ def collect_current(root: str, window_hours: float, source: str | None, model_na
     return frame
 
 
-@task(name="check-drift")
+@task(cache_policy=NO_CACHE, name="check-drift")
 def check_drift(root: str, reference, current, out_dir: str) -> dict:
     """Evidently drift report (HTML + JSON) over image and prediction features."""
     result = ModelMonitor(project_dir=root).detect_data_drift(current, reference, out_dir)
@@ -111,7 +112,7 @@ def check_drift(root: str, reference, current, out_dir: str) -> dict:
     return doc
 
 
-@task(name="raise-drift-alert", retries=1, retry_delay_seconds=[5])
+@task(cache_policy=NO_CACHE, name="raise-drift-alert", retries=1, retry_delay_seconds=[5])
 def raise_drift_alert(root: str, result: dict, params: MonitorParams, subject: str) -> dict | None:
     """Alert on drift (de-duplicated); clear the state when the drift is over."""
     level = monitoring.severity(result, params)
@@ -138,7 +139,7 @@ def raise_drift_alert(root: str, result: dict, params: MonitorParams, subject: s
     )
 
 
-@task(name="log-drift-to-mlflow", retries=3, retry_delay_seconds=[2, 5, 15])
+@task(cache_policy=NO_CACHE, name="log-drift-to-mlflow", retries=3, retry_delay_seconds=[2, 5, 15])
 def log_drift_to_mlflow(root: str, result: dict, subject: str, out_dir: str) -> str:
     """One run per drift check under the `skin-twin-monitoring` experiment."""
     import mlflow
@@ -184,7 +185,7 @@ Report: `{out_dir}/drift_report.html`
 """
 
 
-@task(name="publish-drift-summary")
+@task(cache_policy=NO_CACHE, name="publish-drift-summary")
 def publish_drift_summary(result: dict, subject: str, alert: dict | None, out_dir: str) -> str:
     artifact = create_markdown_artifact(
         key="drift-summary",
@@ -194,7 +195,7 @@ def publish_drift_summary(result: dict, subject: str, alert: dict | None, out_di
     return str(artifact)
 
 
-@task(name="publish-batch-summary")
+@task(cache_policy=NO_CACHE, name="publish-batch-summary")
 def publish_batch_summary(summary: dict, model: LoadedModel, source: str) -> str:
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary["class_counts"].items())) or "none"
     md = (

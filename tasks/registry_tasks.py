@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
@@ -15,7 +16,7 @@ from skintwin import promotion
 _RETRY = {"retries": 3, "retry_delay_seconds": [2, 5, 15]}
 
 
-@task(name="register-candidate", **_RETRY)
+@task(cache_policy=NO_CACHE, name="register-candidate", **_RETRY)
 def register_candidate(root: str) -> dict:
     """Register the evaluated candidate as a pyfunc version aliased `challenger` (idempotent)."""
     result = promotion.register(Path(root), str(flow_run.get_id() or ""))
@@ -23,7 +24,7 @@ def register_candidate(root: str) -> dict:
     return result
 
 
-@task(name="promote-candidate", **_RETRY)
+@task(cache_policy=NO_CACHE, name="promote-candidate", **_RETRY)
 def promote_candidate(root: str, candidate: dict) -> dict:
     """Gate the candidate against the champion evaluated now; move `champion` only on a pass."""
     decision = promotion.gate(Path(root), candidate)
@@ -72,7 +73,7 @@ Version {decision["version"]} {verdict}.
 """
 
 
-@task(name="publish-summary")
+@task(cache_policy=NO_CACHE, name="publish-summary")
 def publish_summary(root: str, stages: list[dict], decision: dict) -> str:
     """Publish the run summary as the `training-summary` markdown artifact."""
     _, evaluation = promotion.load_candidate(Path(root))

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 TRAINING_DEPLOYMENT = "training/manual"
 
 
-@task(name="trigger-retraining")
+@task(cache_policy=NO_CACHE, name="trigger-retraining")
 def trigger_retraining(root: str) -> dict:
     """Returns {"via": "deployment"|"in-process", "flow_run": id or result summary}."""
     logger = get_run_logger()

@@ -76,13 +76,20 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     return run([sys.executable, "-m", "dvc", *args], cwd=cwd, check=check)
 
 
-def make_project(root: Path, params: dict) -> Path:
-    """A throwaway copy of the project: its own git repo, DVC, params and MLflow database."""
+def make_project(root: Path, params: dict, with_flows: bool = False) -> Path:
+    """A throwaway copy of the project: its own git repo, DVC, params and MLflow database.
+
+    with_flows also copies flows/, tasks/ and prefect.yaml, for `prefect deploy`.
+    """
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    shutil.copytree(
-        REPO / "skintwin", root / "skintwin", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    packages = ("skintwin", "flows", "tasks") if with_flows else ("skintwin",)
+    for package in packages:
+        shutil.copytree(
+            REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    if with_flows:
+        shutil.copy(REPO / "prefect.yaml", root / "prefect.yaml")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], cwd=root)
     run(["git", "config", "user.email", "ci@example.com"], cwd=root)

@@ -1,0 +1,108 @@
+"""The control plane end to end: real Prefect and MLflow servers on 127.0.0.1, deployments
+from prefect.yaml, a process worker running them to Completed."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from skintwin import ops
+from tests.conftest import free_port, make_project
+
+pytestmark = pytest.mark.slow
+NAME = "skin-twin-detector"
+
+
+def _prefect(p: ops.Plane, *args: str, timeout: float = 600) -> str:
+    proc = subprocess.run(
+        [ops._bin("prefect"), *args],
+        cwd=p.root,
+        env=p.env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"prefect {args}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def _run_deployment(p: ops.Plane, name: str, *params: str) -> str:
+    """Trigger a deployment, let one worker pass run it; returns the flow-run id."""
+    out = _prefect(p, "deployment", "run", name, *[a for kv in params for a in ("--param", kv)])
+    run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1)
+    _prefect(p, "worker", "start", "--pool", ops.POOL, "--run-once")
+    return run_id
+
+
+def _api(p: ops.Plane, path: str, body: dict | None = None):
+    url = f"{p.prefect_api}{path}"
+    r = httpx.post(url, json=body, timeout=30) if body is not None else httpx.get(url, timeout=30)
+    r.raise_for_status()
+    return r.json()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_control_plane_runs_deployments(tmp_path: Path, tiny_params: dict) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from skintwin.params import parse_params
+    from skintwin.steps.generate import run_generate
+
+    tiny_params["monitor"]["imgsz"] = 64
+    root = make_project(tmp_path / "project", tiny_params, with_flows=True)
+    gen = parse_params(tiny_params).generate.model_copy(update={"n_images": 40, "seed": 77})
+    run_generate(root / "batches" / "dark", gen, shift="lighting", labels=False, workers=1)
+    p = ops.plane(root, free_port(), free_port())
+    try:
+        ops.start_servers(p)
+        ui = httpx.get(f"http://127.0.0.1:{p.prefect_port}/", timeout=30)
+        assert ui.status_code == 200 and "<html" in ui.text.lower()
+        ops.deploy(p)
+
+        run_id = _run_deployment(p, "training/manual")
+        run = _api(p, f"/flow_runs/{run_id}")
+        assert run["state"]["type"] == "COMPLETED", run["state"]
+        tasks = _api(p, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+        names = [t["name"] for t in tasks]
+        for expected in (
+            "dvc repro validate",
+            "dvc repro train",
+            "register-candidate",
+            "promote-candidate",
+            "publish-summary",
+        ):
+            assert any(n.startswith(expected) for n in names), (expected, names)
+        assert all(t["state"]["type"] == "COMPLETED" for t in tasks)
+        artifacts = _api(
+            p, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}}
+        )
+        assert "training-summary" in {a["key"] for a in artifacts}
+        client = MlflowClient(tracking_uri=p.mlflow_uri)
+        champion = client.get_model_version_by_alias(NAME, "champion")
+        assert champion.version == client.get_model_version_by_alias(NAME, "challenger").version
+        assert champion.tags["lineage.prefect_flow_run_id"] == run_id
+
+        drift = _api(p, "/deployments/name/drift/daily")
+        assert [s["schedule"]["cron"] for s in drift["schedules"]] == ["0 6 * * *"]
+        drift_run = _run_deployment(p, "drift/daily", f"images_dir={root / 'batches' / 'dark'}")
+        assert _api(p, f"/flow_runs/{drift_run}")["state"]["type"] == "COMPLETED"
+        reports = list((root / "reports" / "drift").glob("*-dark/drift_report.html"))
+        assert len(reports) == 1
+    finally:
+        stopped = ops.down(p)
+    assert set(stopped) >= {"prefect-server", "mlflow-server"}
+    assert _port_free(p.prefect_port) and _port_free(p.mlflow_port)
