@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench import training
+from bench import monitoring, training
 from bench.common import save, table
 
 
@@ -19,12 +19,14 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["small", "default"], default="small")
-    parser.add_argument("--only", choices=["training"], action="append")
+    parser.add_argument("--only", choices=["training", "monitoring"], action="append")
     args = parser.parse_args()
     configure_offline(Path(__file__).resolve().parents[1])
     rows = []
     with tempfile.TemporaryDirectory(prefix="skintwin-bench-") as tmp:
         work = Path(tmp)
+        if not args.only or "monitoring" in args.only:
+            rows += monitoring.run(work / "monitoring", args.size)
         if not args.only or "training" in args.only:
             rows += training.run(work / "training", args.size)
     print(table(rows))

@@ -10,6 +10,7 @@ box: [x1, y1, x2, y2] in pixels}]}.
 from __future__ import annotations
 
 import base64
+import contextlib
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -34,9 +35,13 @@ def _as_sources(model_input) -> list:
 
 
 def _decode_cell(value):
+    """A DataFrame cell: bytes, a path, or base64 text (what a JSON request carries)."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
-    if isinstance(value, str) and not Path(value).exists():
+    if isinstance(value, str):
+        with contextlib.suppress(OSError):
+            if len(value) < 1024 and Path(value).exists():
+                return value
         try:
             return base64.b64decode(value, validate=True)
         except ValueError:

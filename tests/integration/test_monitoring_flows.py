@@ -2,56 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import MlflowServer, dvc, make_project
+from tests.conftest import MlflowServer
 
 pytestmark = pytest.mark.slow
 NAME = "skin-twin-detector"
-
-
-@pytest.fixture(scope="module")
-def champion(tmp_path_factory, base_params, prefect_api):
-    """A tiny project whose 1-epoch model is the champion; batches ready to score."""
-    import copy
-
-    import mlflow
-
-    from skintwin import promotion
-    from skintwin.params import parse_params
-    from skintwin.steps.generate import run_generate
-
-    params = copy.deepcopy(base_params)
-    params["generate"].update(n_images=60, image_size=128, seed=3)
-    params["validate"]["min_images_per_class"] = 3
-    params["train"].update(epochs=1, imgsz=64, batch=8, workers=0, plots=False)
-    params["evaluate"]["imgsz"] = 64
-    params["promote"].update(floor=0.0, min_group_images=3)
-    params["monitor"]["imgsz"] = 64
-    root = make_project(tmp_path_factory.mktemp("mon") / "project", params)
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    dvc("repro", cwd=root)
-    assert promotion.gate(root, promotion.register(root))["promote"]
-    gen = parse_params(params).generate
-    for name, shift, seed in (("normal", "none", 101), ("lighting", "lighting", 102)):
-        run_generate(
-            root / "batches" / name,
-            gen.model_copy(update={"n_images": 40, "seed": seed}),
-            shift=shift,
-            labels=False,
-            workers=1,
-        )
-    yield root
-    if old is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = old
 
 
 def test_batch_inference_logs_every_prediction(champion: Path) -> None:

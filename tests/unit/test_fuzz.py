@@ -1,0 +1,131 @@
+"""Fuzzed inputs: never an unhandled exception, always a clear error or a valid result."""
+
+from __future__ import annotations
+
+import copy
+import io
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from skintwin.dataset import parse_labels, read_names
+from skintwin.errors import SkinTwinError
+from skintwin.features import image_features, load_rgb
+from skintwin.params import parse_params
+
+FAST = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-5, 10),
+    st.just("nan"),
+    st.just("1e309"),
+    st.text(max_size=4),
+)
+label_line = st.lists(numbers.map(str), min_size=0, max_size=7).map(" ".join)
+
+
+@FAST
+@given(lines=st.lists(st.one_of(label_line, st.text(max_size=30)), max_size=8))
+def test_label_files(tmp_path: Path, lines: list[str]) -> None:
+    path = tmp_path / "x.txt"
+    path.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass"))
+    boxes, problems = parse_labels(path, n_classes=3, max_overflow=0.02)
+    for b in boxes:
+        assert 0 <= b.cls < 3 and 0 < b.w <= 1 and 0 < b.h <= 1
+    for p in problems:
+        assert p.file == str(path) and (p.line is None or p.line >= 1)
+
+
+yaml_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=6), st.integers(0, 4)), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@FAST
+@given(doc=st.one_of(st.text(max_size=80), yaml_values.map(repr)))
+def test_data_yaml(tmp_path: Path, doc: str) -> None:
+    path = tmp_path / "data.yaml"
+    path.write_bytes(doc.encode("utf-8", "surrogatepass"))
+    try:
+        _, names = read_names(path)
+    except SkinTwinError as exc:
+        assert "data.yaml" in str(exc)
+    else:
+        assert names and all(isinstance(n, str) for n in names)
+
+
+@FAST
+@given(
+    path=st.lists(
+        st.sampled_from(
+            [
+                "train",
+                "epochs",
+                "augment",
+                "mosaic",
+                "promote",
+                "floor",
+                "monitor",
+                "per_column",
+                "data",
+                "path",
+                "generate",
+                "tone_weights",
+                "x",
+            ]
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    value=yaml_values,
+)
+def test_params_values(base_params: dict, path: list[str], value: object) -> None:
+    raw = copy.deepcopy(base_params)
+    node = raw
+    for key in path[:-1]:
+        node = node.setdefault(key, {}) if isinstance(node, dict) else {}
+    if isinstance(node, dict):
+        node[path[-1]] = value
+    try:
+        parse_params(raw)
+    except SkinTwinError as exc:
+        assert "params.yaml" in str(exc)
+
+
+def _png(w: int, h: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@FAST
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda w, h, cut: _png(w, h)[:cut],
+            st.integers(1, 40),
+            st.integers(1, 40),
+            st.integers(0, 400),
+        ),
+    )
+)
+def test_image_bytes(data: bytes) -> None:
+    try:
+        rgb = load_rgb(data)
+    except SkinTwinError as exc:
+        assert "image" in str(exc)
+    else:
+        feats = image_features(rgb)
+        assert feats["width"] == rgb.shape[1] and np.isfinite(feats["brightness"])
