@@ -19,7 +19,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup demo test lint mlflow-ui prefect-ui up down clean
+.PHONY: setup demo test lint bench serve mlflow-ui prefect-ui up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: setup   # every benchmark, figures beside their baselines (SIZE=small|default)
+	$(BIN)/python -m bench --size $(or $(SIZE),small)
+
+serve: setup   # the HTTP inference service on the champion, http://127.0.0.1:8080/docs
+	$(BIN)/python -m skintwin.service --port 8080
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from skintwin.io import atomic_write_bytes, atomic_write_json
+from skintwin.errors import SkinTwinError
+from skintwin.io import atomic_dir, atomic_write_bytes, atomic_write_json
 
 # Tests whose score is a p-value (drift when score < threshold); the others are distances
 # (drift when score ≥ threshold).
@@ -115,12 +116,21 @@ def run_drift(
         "current_rows": len(current),
     }
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        html = out_dir / "drift_report.html"
-        snapshot.save_html(str(html))
-        atomic_write_json(out_dir / "drift_summary.json", result)
-        atomic_write_bytes(
-            out_dir / "evidently_snapshot.json", json.dumps(snapshot.dict(), default=str).encode()
-        )
-        result = {**result, "html": str(html), "json": str(out_dir / "drift_summary.json")}
+        try:
+            with atomic_dir(out_dir) as tmp:  # a report is whole or absent
+                snapshot.save_html(str(tmp / "drift_report.html"))
+                atomic_write_json(tmp / "drift_summary.json", result)
+                atomic_write_bytes(
+                    tmp / "evidently_snapshot.json",
+                    json.dumps(snapshot.dict(), default=str).encode(),
+                )
+        except OSError as exc:
+            raise SkinTwinError(
+                f"{out_dir}: cannot write the drift report: {exc.strerror or exc}"
+            ) from None
+        result = {
+            **result,
+            "html": str(out_dir / "drift_report.html"),
+            "json": str(out_dir / "drift_summary.json"),
+        }
     return result

@@ -13,9 +13,15 @@ from pathlib import Path
 
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder that replaces `target` on success, vanishes on error."""
+    """Yield a temporary sibling folder that replaces `target` on success, vanishes on error.
+
+    One writer per output (DVC holds its repo lock): leftovers of a writer that was killed
+    (`.<name>.tmp-*`) are removed first, so a re-run starts clean.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp

@@ -89,7 +89,8 @@ def _spawn(p: Plane, name: str, cmd: list[str]) -> int:
     return proc.pid
 
 
-def _wait(url: str, timeout: float, name: str, p: Plane) -> None:
+def wait_http(url: str, timeout: float = 90.0) -> None:
+    """Return once `url` answers 200; SkinTwinError after `timeout` seconds."""
     import httpx
 
     deadline = time.time() + timeout
@@ -100,9 +101,14 @@ def _wait(url: str, timeout: float, name: str, p: Plane) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise SkinTwinError(
-        f"{name} did not answer at {url} within {timeout:.0f} s; see {p.state / (name + '.log')}"
-    )
+    raise SkinTwinError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def _wait(url: str, timeout: float, name: str, p: Plane) -> None:
+    try:
+        wait_http(url, timeout)
+    except SkinTwinError as exc:
+        raise SkinTwinError(f"{name}: {exc}; see {p.state / (name + '.log')}") from None
 
 
 def _run(p: Plane, *cmd: str) -> str:

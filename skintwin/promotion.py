@@ -13,7 +13,7 @@ from pathlib import Path
 from skintwin import registry
 from skintwin.errors import SkinTwinError
 from skintwin.params import load_params
-from skintwin.tracking import configure_tracking
+from skintwin.tracking import configure_tracking, unreachable_as_error
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,11 @@ def load_candidate(root: Path) -> tuple[dict, dict]:
 
 def register(root: Path, flow_run_id: str | None = None) -> dict:
     """Register the current candidate (idempotent: a run is registered once)."""
-    configure_tracking(root)
+    with unreachable_as_error(configure_tracking(root)):
+        return _register(root, flow_run_id)
+
+
+def _register(root: Path, flow_run_id: str | None) -> dict:
     params = load_params(root / "params.yaml")
     record, evaluation = load_candidate(root)
     name = params.promote.model_name
@@ -54,7 +58,11 @@ def register(root: Path, flow_run_id: str | None = None) -> dict:
 
 def gate(root: Path, candidate: dict) -> dict:
     """Apply the promotion gate to a registered candidate (once per version)."""
-    configure_tracking(root)
+    with unreachable_as_error(configure_tracking(root)):
+        return _gate(root, candidate)
+
+
+def _gate(root: Path, candidate: dict) -> dict:
     params = load_params(root / "params.yaml")
     if not candidate["new"] and candidate["decision"]:
         log.info("version %s was already gated: %s", candidate["version"], candidate["decision"])

@@ -201,7 +201,8 @@ def create_app(
             items = form.getlist(field)
             if not items:
                 raise BadImage(400, f"multipart body has no `{field}` part")
-            return [await f.read() if hasattr(f, "read") else str(f).encode() for f in items]
+            blobs = [await f.read() if hasattr(f, "read") else str(f).encode() for f in items]
+            return blobs if field == "files" else blobs[:1]
         return [await request.body()]
 
     async def _predict(images: list[np.ndarray], conf: float) -> tuple[list[dict], object]:
@@ -236,19 +237,31 @@ def create_app(
             raise BadImage(400, f"conf must be between 0 and 1, got {conf}")
         return conf
 
+    async def _serve(
+        request: Request, background: BackgroundTasks, conf: str | None, field: str
+    ) -> tuple[list[dict], object, float]:
+        """Check the uploads, predict, and log after the response: (predictions, model, ms)."""
+        start = time.perf_counter()
+        threshold = _conf(conf)
+        blobs = await _body_images(request, field)
+        if len(blobs) > settings.max_batch:
+            raise BadImage(
+                413, f"{len(blobs)} images exceeds the batch limit {settings.max_batch}"
+            )
+        images = [check_image(b, settings) for b in blobs]
+        preds, model = await _predict(images, threshold)
+        ms = (time.perf_counter() - start) * 1000
+        background.add_task(_log, preds, images, model, ms / len(images))
+        requests.labels(request.url.path, "200").inc()
+        latency.labels(request.url.path).observe(ms / 1000)
+        return preds, model, ms
+
     @app.post("/predict")
     async def predict(
         request: Request, background: BackgroundTasks, conf: str | None = None
     ) -> dict:
-        start = time.perf_counter()
-        threshold = _conf(conf)
-        (data,) = (await _body_images(request, "file"))[:1]
-        image = check_image(data, settings)
-        preds, model = await _predict([image], threshold)
-        ms = (time.perf_counter() - start) * 1000
-        background.add_task(_log, preds, [image], model, ms)
-        requests.labels("/predict", "200").inc()
-        latency.labels("/predict").observe(ms / 1000)
+        """Detections for one image (multipart `file` or the raw body)."""
+        preds, model, ms = await _serve(request, background, conf, "file")
         return {
             **preds[0],
             "model": model.name,
@@ -260,19 +273,8 @@ def create_app(
     async def predict_batch(
         request: Request, background: BackgroundTasks, conf: str | None = None
     ) -> dict:
-        start = time.perf_counter()
-        threshold = _conf(conf)
-        blobs = await _body_images(request, "files")
-        if len(blobs) > settings.max_batch:
-            raise BadImage(
-                413, f"{len(blobs)} images exceeds the batch limit {settings.max_batch}"
-            )
-        images = [check_image(b, settings) for b in blobs]
-        preds, model = await _predict(images, threshold)
-        ms = (time.perf_counter() - start) * 1000
-        background.add_task(_log, preds, images, model, ms / len(images))
-        requests.labels("/predict/batch", "200").inc()
-        latency.labels("/predict/batch").observe(ms / 1000)
+        """Detections for several images (multipart `files`)."""
+        preds, model, ms = await _serve(request, background, conf, "files")
         return {
             "results": preds,
             "model": model.name,

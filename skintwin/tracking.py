@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TRAINING_EXPERIMENT = "skin-twin-training"
@@ -45,3 +47,24 @@ def flatten(prefix: str, value: object) -> dict[str, object]:
             out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
         return out
     return {prefix: value}
+
+
+@contextmanager
+def unreachable_as_error(uri: str) -> Iterator[None]:
+    """Turn a tracking server that stays unreachable (after MLflow's own retries) into a
+    SkinTwinError that names it; other MLflow errors pass through."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    from skintwin.errors import SkinTwinError
+
+    try:
+        yield
+    except requests.exceptions.RequestException as exc:
+        raise SkinTwinError(f"MLflow tracking server {uri} is unreachable: {exc}") from None
+    except MlflowException as exc:
+        if "API request" not in str(exc) and "Max retries" not in str(exc):
+            raise
+        raise SkinTwinError(
+            f"MLflow tracking server {uri} is unreachable: {str(exc).splitlines()[0][:300]}"
+        ) from None

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from skintwin.errors import SkinTwinError
 from tests.conftest import free_port, wait_http
 
 pytestmark = pytest.mark.slow
@@ -194,7 +195,7 @@ def test_mlflow_models_serve_answers(champion: Path, tmp_path: Path) -> None:
     try:
         try:
             wait_http(f"http://127.0.0.1:{port}/ping", timeout=180)
-        except AssertionError:
+        except SkinTwinError:
             raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
         image = base64.b64encode(_jpeg(champion)).decode()
         r = httpx.post(

@@ -1,0 +1,146 @@
+"""Serving benchmark: /predict on a loopback client at 1 and 8 concurrent requests, beside
+the bare Ultralytics `model.predict` on the same images in the same run."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bench.common import Row
+
+SIZES = {"small": {"requests": 40, "images": 10}, "default": {"requests": 200, "images": 20}}
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _images(work: Path, n: int) -> list[bytes]:
+    from skintwin.synth import LESION_CLASSES, encode_jpeg, paint
+    from skintwin.tone import TONE_GROUPS
+
+    out = []
+    for i in range(n):
+        p = paint(
+            9, i, 256, dict.fromkeys(LESION_CLASSES, 1.0), dict.fromkeys(TONE_GROUPS, 1.0), 3, 0.0
+        )
+        out.append(encode_jpeg(p.rgb, 85))
+    return out
+
+
+def run(work: Path, size: str, project: Path) -> list[Row]:
+    import httpx
+    from ultralytics import YOLO
+
+    from skintwin.errors import SkinTwinError
+    from skintwin.features import load_rgb
+    from tests.conftest import free_port, wait_http
+
+    s = SIZES[size]
+    work.mkdir(parents=True, exist_ok=True)
+    images = _images(work, s["images"])
+    weights = project / "models/train/weights/best.pt"
+    imgsz = 192
+    model = YOLO(str(weights))
+    arrays = [load_rgb(b)[..., ::-1] for b in images]
+    model.predict(arrays[0], imgsz=imgsz, verbose=False)  # warm-up
+    bare = []
+    for i in range(s["requests"]):
+        t = time.perf_counter()
+        model.predict(arrays[i % len(arrays)], imgsz=imgsz, verbose=False, conf=0.25)
+        bare.append((time.perf_counter() - t) * 1000)
+
+    port = free_port()
+    env = dict(
+        os.environ,
+        SKINTWIN_MONITOR_DB=f"sqlite:///{work / 'serve.db'}",
+        SKINTWIN_SERVE_WEIGHTS=str(weights),
+        SKINTWIN_RELOAD_INTERVAL_S="3600",
+    )
+    log = (work / "service.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "skintwin.service",
+            "--port",
+            str(port),
+            "--project-dir",
+            str(project),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/predict"  # the model predicts at its training imgsz
+    try:
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health", timeout=120)
+        except SkinTwinError:
+            raise RuntimeError((work / "service.log").read_text()[-2000:]) from None
+        rows = []
+        for conc in (1, 8):
+            lat: list[float] = []
+            per_thread = max(1, s["requests"] // conc)
+
+            ready = threading.Barrier(conc + 1)
+
+            def client(
+                k: int,
+                lat: list[float] = lat,
+                per_thread: int = per_thread,
+                ready: threading.Barrier = ready,
+            ) -> None:
+                with httpx.Client(timeout=120) as c:
+                    c.post(url, content=images[k % len(images)])  # keep-alive warm-up
+                    ready.wait()
+                    for i in range(per_thread):
+                        t = time.perf_counter()
+                        r = c.post(url, content=images[(k + i) % len(images)])
+                        lat.append((time.perf_counter() - t) * 1000)
+                        assert r.status_code == 200, r.text
+
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(conc)]
+            for t in threads:
+                t.start()
+            ready.wait()  # the clock starts once every client has warmed up
+            t0 = time.perf_counter()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - t0
+            p50 = statistics.median(lat)
+            rows += [
+                Row(
+                    f"/predict p50 at {conc} concurrent",
+                    p50,
+                    "ms",
+                    statistics.median(bare),
+                    "bare model.predict p50",
+                    "≤ 1.15× (at 1)" if conc == 1 else "",
+                    p50 / statistics.median(bare) <= 1.15 if conc == 1 else None,
+                ),
+                Row(
+                    f"/predict p99 at {conc} concurrent",
+                    _pct(lat, 0.99),
+                    "ms",
+                    _pct(bare, 0.99),
+                    "bare model.predict p99",
+                ),
+                Row(
+                    f"/predict throughput at {conc} concurrent",
+                    len(lat) / elapsed,
+                    "/s",
+                    1000 / statistics.mean(bare),
+                    "bare predict, 1 stream",
+                ),
+            ]
+        return rows
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

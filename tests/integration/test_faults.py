@@ -1,0 +1,181 @@
+"""Fault tests: killed training, MLflow down at registration, killed store writer, full disk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MlflowServer, dvc, run
+
+pytestmark = pytest.mark.slow
+NAME = "skin-twin-detector"
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_training_killed_mid_run_restarts_cleanly(project: Path, prefect_api) -> None:
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    from flows.training import training_flow
+
+    assert training_flow(project_dir=str(project))["decision"]["promote"]
+    champion = MlflowClient().get_model_version_by_alias(NAME, "champion").version
+    before = (project / "models/train/run.json").read_text()
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["epochs"] = 30
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "train"],
+        cwd=project,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while not list((project / "models").glob(".train.tmp-*/yolo/weights")):
+        assert time.time() < deadline and proc.poll() is None, "training never started"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)  # like an OOM kill or a lost machine
+    proc.wait()
+
+    assert (project / "models/train/run.json").read_text() == before  # old output intact
+    assert "train" in dvc("status", cwd=project).stdout  # DVC knows train is stale
+    assert MlflowClient().get_model_version_by_alias(NAME, "champion").version == champion
+    assert len(MlflowClient().search_model_versions(f"name='{NAME}'")) == 1
+
+    params["train"]["epochs"] = 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    again = training_flow(project_dir=str(project))
+    assert again["candidate"]["new"] is True
+    assert not list((project / "models").glob(".train.tmp-*"))  # leftovers cleaned
+    assert "Data and pipelines are up to date" in dvc("status", cwd=project).stdout
+
+
+def test_mlflow_down_at_registration_fails_clearly(
+    project: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from skintwin import promotion
+    from skintwin.errors import SkinTwinError
+
+    server = MlflowServer(tmp_path / "server")
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        mlflow.set_tracking_uri(server.url)
+        dvc("repro", cwd=project)
+        assert promotion.gate(project, promotion.register(project))["promote"]
+        run(["git", "commit", "-qam", "x", "--allow-empty"], cwd=project)
+        import yaml
+
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["train"]["epochs"] = 2
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        dvc("repro", cwd=project)
+    finally:
+        server.stop()
+    with pytest.raises(SkinTwinError, match="unreachable"):
+        promotion.register(project)
+    registry = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}")
+    versions = registry.search_model_versions(f"name='{NAME}'")
+    assert [v.version for v in versions] == ["1"]
+    assert registry.get_model_version_by_alias(NAME, "champion").version == "1"
+
+
+def _write_forever(url: str, ack: str) -> None:  # a child process
+    from skintwin.store import PredictionStore
+
+    store = PredictionStore(url)
+    n = 0
+    while True:
+        store.log_many(
+            [{"ts": float(n + i), "model_name": "m", "model_version": "1"} for i in range(200)]
+        )
+        n += 200
+        with open(ack, "w") as fh:  # acknowledged only after the commit returned
+            fh.write(str(n))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def test_store_writer_killed_mid_batch_loses_no_acknowledged_row(tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    from skintwin.store import PredictionStore
+
+    url, ack = f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "ack"
+    PredictionStore(url)
+    proc = mp.get_context("spawn").Process(target=_write_forever, args=(url, str(ack)))
+    proc.start()
+    deadline = time.time() + 60
+    while (not ack.exists() or int(ack.read_text() or 0) < 2000) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    acknowledged = int(ack.read_text())
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    count = PredictionStore(url).count()
+    assert count >= acknowledged and count % 200 == 0  # whole batches only
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):
+    """A 256 KiB tmpfs: a real ENOSPC, not a simulated one."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_disk_full_on_report_folder_is_a_clear_error(full_disk: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from skintwin.drift import run_drift
+    from skintwin.errors import SkinTwinError
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"brightness": rng.normal(0, 1, 3000), "contrast": rng.normal(0, 1, 3000)})
+    cur = ref + 1.0
+    out = full_disk / "drift" / "20260101T000000-all"
+    with pytest.raises(SkinTwinError, match="cannot write the drift report"):
+        run_drift(
+            ref,
+            cur,
+            ["brightness", "contrast"],
+            [],
+            num_method="ks",
+            num_threshold=0.01,
+            cat_method="chisquare",
+            cat_threshold=0.01,
+            drift_share=0.2,
+            out_dir=out,
+        )
+    assert not out.exists()  # nothing half-written
+    assert not list((full_disk / "drift").glob(".*tmp-*"))
