@@ -48,7 +48,7 @@ Champion      : {f"models:/{name}@champion (version {champ.version})" if champ e
 MLflow UI     : make mlflow-ui    -> http://127.0.0.1:5000  (tracking: {uri})
 Prefect UI    : make prefect-ui   -> http://127.0.0.1:4200  (flow runs, task runs, artifacts)
 Test metrics  : reports/evaluate/metrics.json   (dvc metrics show)
-Charts        : reports/evaluate/*.png, dvc plots show -> dvc_plots/index.html
+Charts        : reports/evaluate/charts/*.png; dvc plots show -> dvc_plots/index.html
 Data report   : reports/validate/data_report.json
 Lineage       : skintwin lineage
 Batch results : reports/batch/<time>-<source>/predictions.csv

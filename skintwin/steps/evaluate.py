@@ -1,8 +1,9 @@
 """evaluate: measure the trained candidate on the test split only.
 
 Writes `metrics.json` (overall, per class, per skin-tone group, with image counts) for
-`dvc metrics show/diff`, CSV plot data for `dvc plots show` (PR curve, confusion matrix),
-PNG charts for people, and logs all of it to the training's MLflow run.
+`dvc metrics show/diff` and CSV plot data for `dvc plots show` (PR curve, confusion
+matrix), both small and kept in git; PNG charts for people under `charts/` (DVC-cached);
+and logs all of it to the training's MLflow run.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def run_evaluate(
             writer = csv.writer(fh)
             writer.writerow(["actual", "predicted"])
             writer.writerows(result["confusion"])
-        _charts(result, tmp)
+        (tmp / "charts").mkdir()
+        _charts(result, tmp / "charts")
     log.info("test metrics: %s", json.dumps(result["overall"]))
     return metrics
 
@@ -90,8 +92,11 @@ def log_to_mlflow(run_id: str, metrics: dict, out: Path) -> None:
     }
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(flat)
-        for path in sorted(out.iterdir()):
-            mlflow.log_artifact(str(path), artifact_path="evaluation")
+        for path in sorted(p for p in out.rglob("*") if p.is_file()):
+            folder = path.parent.relative_to(out).as_posix()
+            mlflow.log_artifact(
+                str(path), artifact_path="evaluation" + ("" if folder == "." else f"/{folder}")
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,8 +51,11 @@ def test_training_killed_mid_run_restarts_cleanly(project: Path, prefect_api) ->
     os.killpg(proc.pid, signal.SIGKILL)  # like an OOM kill or a lost machine
     proc.wait()
 
-    assert (project / "models/train/run.json").read_text() == before  # old output intact
+    # DVC removed the old output before running; nothing half-written took its place
+    assert not (project / "models/train").exists()
     assert "train" in dvc("status", cwd=project).stdout  # DVC knows train is stale
+    dvc("checkout", "models/train", cwd=project)  # and the last good one is in its cache
+    assert (project / "models/train/run.json").read_text() == before
     assert MlflowClient().get_model_version_by_alias(NAME, "champion").version == champion
     assert len(MlflowClient().search_model_versions(f"name='{NAME}'")) == 1
 
@@ -94,8 +97,8 @@ def test_mlflow_down_at_registration_fails_clearly(
         promotion.register(project)
     registry = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}")
     versions = registry.search_model_versions(f"name='{NAME}'")
-    assert [v.version for v in versions] == ["1"]
-    assert registry.get_model_version_by_alias(NAME, "champion").version == "1"
+    assert [str(v.version) for v in versions] == ["1"]
+    assert str(registry.get_model_version_by_alias(NAME, "champion").version) == "1"
 
 
 def _write_forever(url: str, ack: str) -> None:  # a child process

@@ -34,12 +34,26 @@ def test_drift_flow_alerts_once_on_shift_and_not_on_normal(champion: Path) -> No
     from flows.batch_inference import batch_inference_flow
     from flows.drift import drift_flow
 
+    import yaml
+
     alerts = champion / ".monitoring" / "alerts"
-    shifted = drift_flow(
-        source="lighting", images_dir=str(champion / "batches/lighting"), project_dir=str(champion)
-    )
+    params_file = champion / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["monitor"]["retrain_on_critical"] = True
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        shifted = drift_flow(
+            source="lighting",
+            images_dir=str(champion / "batches/lighting"),
+            project_dir=str(champion),
+        )
+    finally:
+        params_file.write_text(original)
     assert shifted["result"]["drift_detected"] is True
-    assert shifted["alert"] is not None
+    assert shifted["alert"] is not None and shifted["alert"]["severity"] == "critical"
+    # no Prefect server configured here: the training flow ran in-process (nothing was stale)
+    assert shifted["retraining"]["via"] == "in-process"
     assert Path(shifted["result"]["report_html"]).is_file()
     again = drift_flow(source="lighting", project_dir=str(champion))
     assert again["result"]["drift_detected"] is True and again["alert"] is None

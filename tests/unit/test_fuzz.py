@@ -129,3 +129,31 @@ def test_image_bytes(data: bytes) -> None:
     else:
         feats = image_features(rgb)
         assert feats["width"] == rgb.shape[1] and np.isfinite(feats["brightness"])
+
+
+@FAST
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda w, h, cut: _png(w, h)[:cut],
+            st.integers(1, 40),
+            st.integers(1, 40),
+            st.integers(0, 400),
+        ),
+        st.builds(
+            lambda head, tail: head + tail,
+            st.sampled_from([b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"RIFF"]),
+            st.binary(max_size=200),
+        ),
+    )
+)
+def test_service_upload_check(data: bytes) -> None:
+    from skintwin.service import BadImage, Settings, check_image
+
+    try:
+        rgb = check_image(data, Settings(max_upload_bytes=10_000, max_pixels=10_000))
+    except BadImage as exc:
+        assert 400 <= exc.status < 500 and exc.message
+    else:
+        assert rgb.ndim == 3 and rgb.shape[2] == 3
