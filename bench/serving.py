@@ -3,10 +3,7 @@ the bare Ultralytics `model.predict` on the same images in the same run."""
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -38,9 +35,8 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
     import httpx
     from ultralytics import YOLO
 
-    from skintwin.errors import SkinTwinError
     from skintwin.features import load_rgb
-    from tests.conftest import free_port, wait_http
+    from tests.conftest import free_port, start_service
 
     s = SIZES[size]
     work.mkdir(parents=True, exist_ok=True)
@@ -57,33 +53,16 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
         bare.append((time.perf_counter() - t) * 1000)
 
     port = free_port()
-    env = dict(
-        os.environ,
+    proc = start_service(
+        project,
+        port,
+        work / "service.log",
         SKINTWIN_MONITOR_DB=f"sqlite:///{work / 'serve.db'}",
         SKINTWIN_SERVE_WEIGHTS=str(weights),
         SKINTWIN_RELOAD_INTERVAL_S="3600",
     )
-    log = (work / "service.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "skintwin.service",
-            "--port",
-            str(port),
-            "--project-dir",
-            str(project),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}/predict"  # the model predicts at its training imgsz
     try:
-        try:
-            wait_http(f"http://127.0.0.1:{port}/health", timeout=120)
-        except SkinTwinError:
-            raise RuntimeError((work / "service.log").read_text()[-2000:]) from None
         rows = []
         for conc in (1, 8):
             lat: list[float] = []

@@ -166,6 +166,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_service(project: Path, port: int, log: Path, **env: str) -> subprocess.Popen:
+    """`python -m skintwin.service` on 127.0.0.1:port, healthy when this returns."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "skintwin.service",
+                "--port",
+                str(port),
+                "--project-dir",
+                str(project),
+            ],
+            env=dict(os.environ, **env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=120)
+    except Exception:
+        proc.terminate()
+        raise RuntimeError(f"service did not start:\n{log.read_text()[-2000:]}") from None
+    return proc
+
+
 class MlflowServer:
     """A real `mlflow server` on loopback with a SQLite backend; stop() frees its port."""
 

@@ -45,7 +45,7 @@ def _log_epoch(trainer) -> None:
     import mlflow
 
     metrics = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **trainer.metrics}
-    metrics.update({f"lr/{k}": v for k, v in trainer.lr.items()})
+    metrics.update(trainer.lr)  # keys are already "lr/pg0", ...
     mlflow.log_metrics({clean_key(k): float(v) for k, v in metrics.items()}, step=trainer.epoch)
 
 

@@ -31,10 +31,10 @@ def test_batch_inference_logs_every_prediction(champion: Path) -> None:
 
 
 def test_drift_flow_alerts_once_on_shift_and_not_on_normal(champion: Path) -> None:
+    import yaml
+
     from flows.batch_inference import batch_inference_flow
     from flows.drift import drift_flow
-
-    import yaml
 
     alerts = champion / ".monitoring" / "alerts"
     params_file = champion / "params.yaml"

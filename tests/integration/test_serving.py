@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from skintwin.errors import SkinTwinError
-from tests.conftest import free_port, wait_http
+from tests.conftest import free_port, start_service, wait_http
 
 pytestmark = pytest.mark.slow
 NAME = "skin-twin-detector"
@@ -26,32 +26,19 @@ NAME = "skin-twin-detector"
 @pytest.fixture(scope="module")
 def service(champion: Path, tmp_path_factory):
     port = free_port()
-    store = tmp_path_factory.mktemp("serve") / "predictions.db"
-    env = dict(
-        os.environ,
+    work = tmp_path_factory.mktemp("serve")
+    store = work / "predictions.db"
+    proc = start_service(
+        champion,
+        port,
+        work / "service.log",
         SKINTWIN_RELOAD_INTERVAL_S="1",
         SKINTWIN_MAX_UPLOAD_MB="1",
         SKINTWIN_MONITOR_DB=f"sqlite:///{store}",
         MLFLOW_TRACKING_URI=f"sqlite:///{champion / 'mlflow.db'}",
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "skintwin.service",
-            "--port",
-            str(port),
-            "--project-dir",
-            str(champion),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/health", timeout=120)
-        yield url, store
+        yield f"http://127.0.0.1:{port}", store
     finally:
         proc.terminate()
         proc.wait(timeout=30)
