@@ -25,14 +25,17 @@ def _state_path(alert_dir: Path) -> Path:
     return alert_dir / "state.json"
 
 
+def _load_state(alert_dir: Path) -> dict:
+    path = _state_path(alert_dir)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def should_alert(
     alert_dir: Path, key: str, severity: str, dedup_hours: float, now: float | None = None
 ) -> bool:
     """False when the same condition already alerted at this severity or higher recently."""
     now = now or time.time()
-    path = _state_path(alert_dir)
-    state = json.loads(path.read_text()) if path.is_file() else {}
-    last = state.get(key)
+    last = _load_state(alert_dir).get(key)
     if not last:
         return True
     recent = now - last["time"] < dedup_hours * 3600
@@ -40,19 +43,16 @@ def should_alert(
 
 
 def _remember(alert_dir: Path, key: str, severity: str, now: float) -> None:
-    path = _state_path(alert_dir)
-    state = json.loads(path.read_text()) if path.is_file() else {}
+    state = _load_state(alert_dir)
     state[key] = {"severity": severity, "time": now}
-    atomic_write_json(path, state)
+    atomic_write_json(_state_path(alert_dir), state)
 
 
 def clear(alert_dir: Path, key: str) -> None:
     """Forget a condition once it is over, so that its return alerts again."""
-    path = _state_path(alert_dir)
-    if path.is_file():
-        state = json.loads(path.read_text())
-        if state.pop(key, None) is not None:
-            atomic_write_json(path, state)
+    state = _load_state(alert_dir)
+    if state.pop(key, None) is not None:
+        atomic_write_json(_state_path(alert_dir), state)
 
 
 def post_webhook(url: str, alert: dict, timeout_s: float, retries: int) -> dict:

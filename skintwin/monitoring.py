@@ -17,7 +17,7 @@ from skintwin.dataset import list_images
 from skintwin.errors import SkinTwinError
 from skintwin.features import load_rgb
 from skintwin.loader import LoadedModel
-from skintwin.monitor import ModelMonitor, store_frame
+from skintwin.monitor import PREDICTION_FEATURES, ModelMonitor, prediction_row, store_frame
 from skintwin.params import MonitorParams
 
 log = logging.getLogger(__name__)
@@ -115,13 +115,10 @@ def reference_frame(root: Path, model: LoadedModel, params: MonitorParams) -> pd
         predictions += model.predict(
             [str(p) for p in images[start : start + 16]], conf=params.conf, imgsz=params.imgsz
         )
-    held_out["n_detections"] = [len(p["detections"]) for p in predictions]
-    held_out["mean_confidence"] = [
-        sum(d["confidence"] for d in p["detections"]) / len(p["detections"])
-        if p["detections"]
-        else 0.0
-        for p in predictions
-    ]
+    # the same prediction features as a logged production row, computed the same way
+    rows = [prediction_row(p, model_name=model.name) for p in predictions]
+    for column in PREDICTION_FEATURES:
+        held_out[column] = [r[column] for r in rows]
     cache.parent.mkdir(parents=True, exist_ok=True)
     held_out.to_parquet(cache, index=False)
     return held_out
@@ -140,7 +137,7 @@ def current_frame(
 
 def severity(result: dict, params: MonitorParams) -> str | None:
     """None (no alert), "warning" or "critical" for a drift result."""
-    if not result.get("enough_data", True) or not result["dataset_drift"]:
+    if not result.get("enough_data", True) or not result["drift_detected"]:
         return None
     if result["drift_share"] >= params.critical_share:
         return "critical"

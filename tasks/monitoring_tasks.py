@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
@@ -100,7 +99,6 @@ def check_drift(root: str, reference, current, out_dir: str) -> dict:
         "drifted_columns": result.drifted_columns,
         "scores": result.scores,
         "report_html": result.report_html,
-        "dataset_drift": result.drift_detected,
         **{k: v for k, v in result.details.items() if k in ("reason", "n_columns")},
     }
     if not result.enough_data:
@@ -209,7 +207,3 @@ def publish_batch_summary(summary: dict, model: LoadedModel, source: str) -> str
 
 def timestamp() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, indent=2, default=str)
