@@ -111,10 +111,13 @@ def _write_forever(url: str, ack: str) -> None:  # a child process
             [{"ts": float(n + i), "model_name": "m", "model_version": "1"} for i in range(200)]
         )
         n += 200
-        with open(ack, "w") as fh:  # acknowledged only after the commit returned
+        # acknowledged only after the commit returned; replaced atomically so that a kill
+        # between truncate and write cannot leave an empty acknowledgement behind
+        with open(f"{ack}.tmp", "w") as fh:
             fh.write(str(n))
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(f"{ack}.tmp", ack)
 
 
 def test_store_writer_killed_mid_batch_loses_no_acknowledged_row(tmp_path: Path) -> None:
