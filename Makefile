@@ -31,21 +31,21 @@ setup: $(STAMP)
 	@git rev-parse --git-dir >/dev/null 2>&1 || git init -q
 	@$(BIN)/dvc config core.analytics false
 
-demo: setup
-	$(BIN)/python -m skintwin.demo
-	$(BIN)/skintwin where
+demo: setup    # ends with `skintwin where`
+	$(BIN)/skintwin demo
 
-test: setup
+test: setup    # the layers contract first (seconds), then the suite
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 bench: setup   # every benchmark, figures beside their baselines (SIZE=small|default)
 	$(BIN)/python -m bench --size $(or $(SIZE),small)
 
 serve: setup   # the HTTP inference service on the champion, http://127.0.0.1:8080/docs
-	$(BIN)/python -m skintwin.service --port 8080
+	$(BIN)/skintwin serve --port 8080
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
@@ -54,10 +54,10 @@ prefect-ui: setup
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 up: setup      # Prefect + MLflow servers on loopback, work pool, deployments, a worker
-	$(BIN)/python -m skintwin.ops up
+	$(BIN)/skintwin up
 
 down:          # stop what `make up` started
-	$(BIN)/python -m skintwin.ops down
+	$(BIN)/skintwin down
 
 clean:
 	rm -rf mlflow.db mlartifacts .prefect .yolo data/demo data/processed models reports/evaluate

@@ -15,7 +15,7 @@ from bench.common import save, table
 
 
 def main() -> int:
-    from skintwin.env import configure_offline
+    from skintwin.runtime import configure_offline
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["small", "default"], default="small")

@@ -74,7 +74,7 @@ def _naive_json(path: Path, n: int) -> float:
 
 
 def _logging(work: Path, s: dict) -> list[Row]:
-    from skintwin.store import PredictionStore
+    from skintwin.monitoring.store import PredictionStore
 
     store = PredictionStore(f"sqlite:///{work / 'bench.db'}")
     _rate_batched(store, 10_000, 0)  # grow to 10k
@@ -129,9 +129,11 @@ def _logging(work: Path, s: dict) -> list[Row]:
 
 
 def _drift(work: Path, s: dict) -> list[Row]:
-    from skintwin.drift import run_drift
-    from skintwin.monitor import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS
-    from skintwin.store import PredictionStore
+    from skintwin.monitoring.drift import run_drift
+    from skintwin.monitoring.records import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS
+    from skintwin.monitoring.store import PredictionStore
+    from skintwin.ops.scratch import SOURCE
+    from skintwin.params import load_params
 
     store = PredictionStore(f"sqlite:///{work / 'drift.db'}")
     n = s["drift_rows"]
@@ -140,17 +142,11 @@ def _drift(work: Path, s: dict) -> list[Row]:
     reference = pd.DataFrame(_rows(5_000, 0, np.random.default_rng(99)))
     numeric = [c for c in NUMERIC_DRIFT_COLUMNS if c in reference]
     categorical = list(CATEGORICAL_DRIFT_COLUMNS)
-    cfg = {
-        "num_method": "ks",
-        "num_threshold": 0.01,
-        "cat_method": "chisquare",
-        "cat_threshold": 0.01,
-        "drift_share": 0.2,
-    }
+    params = load_params(SOURCE / "params.yaml").monitor
 
     def ours() -> dict:
         current = store.window(source="bench")
-        return run_drift(reference, current, numeric, categorical, out_dir=work / "report", **cfg)
+        return run_drift(reference, current, params, out_dir=work / "report")
 
     ours_s, result = timed(ours)
     assert result["current_rows"] == n
@@ -180,9 +176,9 @@ def _drift(work: Path, s: dict) -> list[Row]:
 
 
 def _features(work: Path, s: dict) -> list[Row]:
-    from skintwin.features import extract_many
-    from skintwin.synth import LESION_CLASSES, encode_jpeg, paint
-    from skintwin.tone import TONE_GROUPS
+    from skintwin.data.features import extract_many
+    from skintwin.data.synth import encode_jpeg, paint
+    from skintwin.params import LESION_CLASSES, TONE_GROUPS
 
     folder = work / "jpegs"
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,8 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _images(work: Path, n: int) -> list[bytes]:
-    from skintwin.synth import LESION_CLASSES, encode_jpeg, paint
-    from skintwin.tone import TONE_GROUPS
+    from skintwin.data.synth import encode_jpeg, paint
+    from skintwin.params import LESION_CLASSES, TONE_GROUPS
 
     out = []
     for i in range(n):
@@ -31,27 +31,59 @@ def _images(work: Path, n: int) -> list[bytes]:
     return out
 
 
-def run(work: Path, size: str, project: Path) -> list[Row]:
-    import httpx
+def _bare_latencies(weights: Path, images: list[bytes], n: int, imgsz: int) -> list[float]:
+    """Milliseconds per plain Ultralytics `model.predict`, the service's baseline."""
     from ultralytics import YOLO
 
-    from skintwin.features import load_rgb
-    from tests.conftest import free_port, start_service
+    from skintwin.data.features import load_rgb
+
+    model = YOLO(str(weights))
+    arrays = [load_rgb(b)[..., ::-1] for b in images]
+    model.predict(arrays[0], imgsz=imgsz, verbose=False)  # warm-up
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        model.predict(arrays[i % len(arrays)], imgsz=imgsz, verbose=False, conf=0.25)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def _load(url: str, images: list[bytes], conc: int, total: int) -> tuple[list[float], float]:
+    """`conc` keep-alive clients posting `total` requests in all: (latencies ms, seconds)."""
+    import httpx
+
+    lat: list[float] = []
+    per_thread = max(1, total // conc)
+    ready = threading.Barrier(conc + 1)
+
+    def client(k: int) -> None:
+        with httpx.Client(timeout=120) as c:
+            c.post(url, content=images[k % len(images)])  # keep-alive warm-up
+            ready.wait()
+            for i in range(per_thread):
+                t = time.perf_counter()
+                r = c.post(url, content=images[(k + i) % len(images)])
+                lat.append((time.perf_counter() - t) * 1000)
+                assert r.status_code == 200, r.text
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(conc)]
+    for t in threads:
+        t.start()
+    ready.wait()  # the clock starts once every client has warmed up
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return lat, time.perf_counter() - t0
+
+
+def run(work: Path, size: str, project: Path) -> list[Row]:
+    from skintwin.ops.processes import free_port, start_service
 
     s = SIZES[size]
     work.mkdir(parents=True, exist_ok=True)
     images = _images(work, s["images"])
     weights = project / "models/train/weights/best.pt"
-    imgsz = 192
-    model = YOLO(str(weights))
-    arrays = [load_rgb(b)[..., ::-1] for b in images]
-    model.predict(arrays[0], imgsz=imgsz, verbose=False)  # warm-up
-    bare = []
-    for i in range(s["requests"]):
-        t = time.perf_counter()
-        model.predict(arrays[i % len(arrays)], imgsz=imgsz, verbose=False, conf=0.25)
-        bare.append((time.perf_counter() - t) * 1000)
-
+    bare = _bare_latencies(weights, images, s["requests"], imgsz=192)
     port = free_port()
     proc = start_service(
         project,
@@ -62,47 +94,21 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
         SKINTWIN_RELOAD_INTERVAL_S="3600",
     )
     url = f"http://127.0.0.1:{port}/predict"  # the model predicts at its training imgsz
+    base_p50 = statistics.median(bare)
     try:
         rows = []
         for conc in (1, 8):
-            lat: list[float] = []
-            per_thread = max(1, s["requests"] // conc)
-
-            ready = threading.Barrier(conc + 1)
-
-            def client(
-                k: int,
-                lat: list[float] = lat,
-                per_thread: int = per_thread,
-                ready: threading.Barrier = ready,
-            ) -> None:
-                with httpx.Client(timeout=120) as c:
-                    c.post(url, content=images[k % len(images)])  # keep-alive warm-up
-                    ready.wait()
-                    for i in range(per_thread):
-                        t = time.perf_counter()
-                        r = c.post(url, content=images[(k + i) % len(images)])
-                        lat.append((time.perf_counter() - t) * 1000)
-                        assert r.status_code == 200, r.text
-
-            threads = [threading.Thread(target=client, args=(k,)) for k in range(conc)]
-            for t in threads:
-                t.start()
-            ready.wait()  # the clock starts once every client has warmed up
-            t0 = time.perf_counter()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - t0
+            lat, elapsed = _load(url, images, conc, s["requests"])
             p50 = statistics.median(lat)
             rows += [
                 Row(
                     f"/predict p50 at {conc} concurrent",
                     p50,
                     "ms",
-                    statistics.median(bare),
+                    base_p50,
                     "bare model.predict p50",
                     "≤ 1.15× (at 1)" if conc == 1 else "",
-                    p50 / statistics.median(bare) <= 1.15 if conc == 1 else None,
+                    p50 / base_p50 <= 1.15 if conc == 1 else None,
                 ),
                 Row(
                     f"/predict p99 at {conc} concurrent",

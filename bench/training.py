@@ -34,14 +34,14 @@ def _sh(cmd: list[str], cwd: Path) -> None:
 
 
 def _project(work: Path, size: str) -> Path:
-    from tests.conftest import REPO, make_project
+    from skintwin.ops.scratch import SOURCE, scratch_project
 
     s = SIZES[size]
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = yaml.safe_load((SOURCE / "params.yaml").read_text())
     params["generate"].update(n_images=s["n_images"], image_size=s["image_size"])
     params["train"].update(epochs=s["epochs"], imgsz=s["imgsz"])
     params["evaluate"]["imgsz"] = s["imgsz"]
-    return make_project(work / "project", params)
+    return scratch_project(work / "project", params)
 
 
 def run(work: Path, size: str) -> tuple[list[Row], Path]:

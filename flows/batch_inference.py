@@ -1,6 +1,7 @@
 """Batch inference: score a folder of images with the champion and log every prediction.
 
-python -m flows.batch_inference --images data/batches/today
+skintwin score --images data/batches/today [--source clinic-a]
+python -m flows.batch_inference --images data/batches/today   # the same
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from prefect import flow
 
 from skintwin.params import load_params
-from skintwin.project import resolve_root
+from skintwin.project import ProjectPaths
 from tasks.monitoring_tasks import (
     load_model,
     publish_batch_summary,
@@ -35,19 +36,19 @@ def batch_inference_flow(
         source: label stored with each prediction (default: the folder's name).
         alias: registry alias of the model to use.
     """
-    root = str(resolve_root(project_dir))
-    params = load_params(Path(root) / "params.yaml").monitor
+    paths = ProjectPaths.find(project_dir)
+    root = str(paths.root)
+    params = load_params(paths.params).monitor
     source = source or Path(images_dir).name
     model = load_model(root, alias=alias)
     rows = score_images(root, model, images_dir, source, params)
-    out_dir = str(Path(root) / "reports" / "batch" / f"{timestamp()}-{source}")
-    summary = write_batch_results(rows, out_dir)
+    summary = write_batch_results(rows, str(paths.batch_reports / f"{timestamp()}-{source}"))
     publish_batch_summary(summary, model, source)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skintwin.cli_util import run_main
+    from skintwin.runtime import run_main
 
     parser = argparse.ArgumentParser(description="Score a folder of images with the champion.")
     parser.add_argument("--images", required=True, help="folder of images")

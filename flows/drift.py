@@ -1,23 +1,29 @@
 """Drift monitoring: compare a window of production predictions with the training reference.
 
-    python -m flows.drift                         # the last monitor.window_hours of the store
-    python -m flows.drift --source clinic-a       # only predictions logged with that source
-    python -m flows.drift --images DIR            # score a folder first, then check it
+    skintwin drift                            # the last monitor.window_hours of the store
+    skintwin drift --source clinic-a          # only predictions logged with that source
+    skintwin drift --images DIR               # score a folder first, then check it
+    python -m flows.drift [...]               # the same
 
 Writes reports/drift/<time>-<subject>/ (Evidently HTML + JSON), a Prefect artifact, an MLflow
-run under `skin-twin-monitoring`, and an alert when drift crosses params.yaml thresholds.
+run under `skin-twin-monitoring`, and an alert when drift crosses params.yaml thresholds. A
+critical alert with `monitor.retrain_on_critical` starts training: through the
+`training/manual` deployment when a Prefect server is configured, else as a subflow.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from prefect import flow
 from prefect.logging import get_run_logger
 
+from flows.training import training_flow
 from skintwin.params import load_params
-from skintwin.project import resolve_root
+from skintwin.project import ProjectPaths
+from tasks.deployments import start_deployment
 from tasks.monitoring_tasks import (
     build_reference,
     check_drift,
@@ -29,7 +35,6 @@ from tasks.monitoring_tasks import (
     score_images,
     timestamp,
 )
-from tasks.retraining import trigger_retraining
 
 
 @flow(name="drift", log_prints=True)
@@ -46,34 +51,43 @@ def drift_flow(
         source: only predictions logged with this source.
         images_dir: score this folder first (logged with source = its name) and check it.
     """
-    root = str(resolve_root(project_dir))
-    params = load_params(Path(root) / "params.yaml").monitor
-    window = window_hours or params.window_hours
+    paths = ProjectPaths.find(project_dir)
+    root = str(paths.root)
+    params = load_params(paths.params).monitor
     model = load_model(root)
     if images_dir:
         source = source or Path(images_dir).name
         score_images(root, model, images_dir, source, params)
     subject = source or "all"
     reference = build_reference(root, model, params)
-    current = collect_current(root, window, source, model.name)
-    out_dir = str(Path(root) / "reports" / "drift" / f"{timestamp()}-{subject}")
-    result = check_drift(root, reference, current, out_dir)
+    current = collect_current(root, window_hours or params.window_hours, source, model.name)
+    out_dir = str(paths.drift_reports / f"{timestamp()}-{subject}")
+    result = check_drift(reference, current, params, out_dir)
     alert = raise_drift_alert(root, result, params, subject)
     log_drift_to_mlflow(root, result, subject, out_dir)
     publish_drift_summary(result, subject, alert, out_dir)
     retraining = None
     if alert and alert["severity"] == "critical" and params.retrain_on_critical:
-        retraining = trigger_retraining(root)
+        retraining = _retrain(root)
     get_run_logger().info(
         "drift verdict for %s: %s (report %s)", subject, result["drift_detected"], out_dir
     )
     return {"result": result, "alert": alert, "report_dir": out_dir, "retraining": retraining}
 
 
+def _retrain(root: str) -> dict:
+    """The training deployment when a Prefect server runs the show, else a subflow here."""
+    if os.environ.get("PREFECT_API_URL"):
+        return {"via": "deployment", "flow_run": start_deployment()}
+    get_run_logger().info("no Prefect server configured: retraining as a subflow")
+    decision = training_flow(project_dir=root)["decision"]
+    return {"via": "subflow", "promoted": decision.get("promote")}
+
+
 def main(argv: list[str] | None = None) -> int:
     import json
 
-    from skintwin.cli_util import run_main
+    from skintwin.runtime import run_main
 
     parser = argparse.ArgumentParser(description="Run a drift check.")
     parser.add_argument("--window-hours", type=float)
@@ -84,13 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         out = drift_flow(args.window_hours, args.source, args.images, args.project_dir)
-        print(
-            json.dumps(
-                {k: out[k] for k in ("alert", "report_dir")}
-                | {"drift_detected": out["result"]["drift_detected"]},
-                default=str,
-            )
-        )
+        verdict = {"drift_detected": out["result"]["drift_detected"]}
+        print(json.dumps({k: out[k] for k in ("alert", "report_dir")} | verdict, default=str))
 
     return run_main(body)
 

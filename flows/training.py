@@ -1,10 +1,11 @@
-"""The training flow: validate → preprocess → train → evaluate → register → promote.
+"""The training flow: validate → preprocess → train → evaluate → register → gate.
 
 Each file-to-file step reproduces its DVC stage, so DVC decides what is stale and a run
 leaves `dvc.lock` current; registration and the promotion gate run after the stages.
 
-    python -m flows.training                      # the project's dataset (params.yaml)
-    python -m flows.training --data-path DIR      # train on another dataset folder
+    skintwin train                            # the project's dataset (params.yaml)
+    skintwin train --data-path DIR            # train on another dataset folder
+    python -m flows.training [--data-path DIR] [--force-train]   # the same
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from prefect import flow
 
 from skintwin.project import resolve_root, set_data_path
 from tasks.dvc_stages import reproduce_stage
-from tasks.registry_tasks import promote_candidate, publish_summary, register_candidate
+from tasks.registry_tasks import (
+    gate_candidate,
+    publish_summary,
+    read_evaluation,
+    register_candidate,
+)
 
 STAGES = ("validate", "preprocess", "train", "evaluate")
 
@@ -30,20 +36,21 @@ def training_flow(
     Args:
         data_path: dataset folder to train on (recorded in params.yaml as `data.path`,
             like `dvc exp run -S`); default: the one params.yaml names.
-        project_dir: the project holding dvc.yaml; default: this checkout.
+        project_dir: the project holding dvc.yaml; default: the current one.
         force_train: retrain even when DVC finds nothing changed.
     """
     root = str(resolve_root(project_dir))
     set_data_path(Path(root), data_path)
     stages = [reproduce_stage(s, root, force=force_train and s == "train") for s in STAGES]
-    candidate = register_candidate(root)
-    decision = promote_candidate(root, candidate)
-    publish_summary(root, stages, decision)
+    evaluation = read_evaluation(root)
+    candidate = register_candidate(root, evaluation)
+    decision = gate_candidate(root, candidate, evaluation)
+    publish_summary(stages, evaluation, decision)
     return {"stages": stages, "candidate": candidate, "decision": decision}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skintwin.cli_util import run_main
+    from skintwin.runtime import run_main
 
     parser = argparse.ArgumentParser(description="Run the Skin-Twin training flow.")
     parser.add_argument("--data-path", help="dataset folder (default: params.yaml data.path)")

@@ -13,7 +13,30 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from skintwin.errors import SkinTwinError
-from skintwin.tone import TONE_GROUPS
+
+# Names the parameters are checked against; they live here, the lowest layer that needs them.
+LESION_CLASSES = ("acne", "mole", "rash")  # the demo generator's classes
+TONE_GROUPS = ("very_light", "light", "intermediate", "tan", "brown", "dark")  # light → dark
+# Evidently drift tests whose score is a p-value (drift when score < threshold); the others
+# are distances (drift when score ≥ threshold).
+P_VALUE_METHODS = frozenset(
+    {
+        "ks",
+        "chisquare",
+        "z",
+        "fisher_exact",
+        "g_test",
+        "t_test",
+        "mannw",
+        "anderson",
+        "cramer_von_mises",
+        "epps_singleton",
+        "empirical_mmd",
+    }
+)
+DISTANCE_METHODS = frozenset(
+    {"wasserstein", "psi", "jensenshannon", "kl_div", "hellinger", "TVD", "ed"}
+)
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -38,8 +61,6 @@ class GenerateParams(_Section):
 
     @model_validator(mode="after")
     def _known_names(self) -> GenerateParams:
-        from skintwin.synth import LESION_CLASSES
-
         unknown = set(self.class_weights) - set(LESION_CLASSES)
         if unknown:
             raise ValueError(f"class_weights: unknown classes {sorted(unknown)}")
@@ -128,8 +149,6 @@ class MonitorParams(_Section):
 
     @model_validator(mode="after")
     def _known_methods(self) -> MonitorParams:
-        from skintwin.drift import DISTANCE_METHODS, P_VALUE_METHODS
-
         known = P_VALUE_METHODS | DISTANCE_METHODS
         methods = {"num_method": self.num_method, "cat_method": self.cat_method} | {
             f"per_column.{c}.method": t.method for c, t in self.per_column.items()

@@ -1,31 +1,151 @@
-"""Locating the project (the folder with dvc.yaml) and operational edits to params.yaml."""
+"""Where a project lives: the one root resolver, every path the stages and monitors write,
+and operational edits to params.yaml."""
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_write_bytes
 
 
-def resolve_root(project_dir: str | Path | None = None) -> Path:
-    """The project folder: the argument, $SKINTWIN_HOME, the cwd, or this checkout."""
-    import skintwin
+def _is_project(folder: Path) -> bool:
+    return (folder / "dvc.yaml").is_file()
 
-    candidates = [
-        project_dir,
-        os.environ.get("SKINTWIN_HOME"),
-        Path.cwd(),
-        Path(skintwin.__file__).resolve().parent.parent,
-    ]
-    for c in candidates:
-        if c and (Path(c) / "dvc.yaml").is_file():
-            return Path(c).resolve()
-    if project_dir:
-        raise SkinTwinError(f"{project_dir}: no dvc.yaml here; not a Skin-Twin project folder")
-    raise SkinTwinError("no dvc.yaml found: run from the project folder or set SKINTWIN_HOME")
+
+def resolve_root(project_dir: str | Path | None = None) -> Path:
+    """The project folder (the one holding dvc.yaml).
+
+    The argument if given, else $SKINTWIN_HOME, else the current directory or the nearest
+    parent that holds dvc.yaml (as git and DVC search). A folder named explicitly must be a
+    project itself: there is no silent fallback to another one.
+    """
+    for given, what in ((project_dir, "project folder"), (os.environ.get("SKINTWIN_HOME"), None)):
+        if given:
+            folder = Path(given).expanduser()
+            if not _is_project(folder):
+                label = what or "SKINTWIN_HOME"
+                raise SkinTwinError(
+                    f"{given}: no dvc.yaml here; not a Skin-Twin project folder ({label})"
+                )
+            return folder.resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if _is_project(folder):
+            return folder
+    raise SkinTwinError(
+        f"{here}: no dvc.yaml here or above: run from the project folder, "
+        "pass --project-dir or set SKINTWIN_HOME"
+    )
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Every file a stage, flow or monitor reads or writes, named once.
+
+    Stage outputs agree with the `dvc.yaml` commands (a contract test checks it).
+    """
+
+    root: Path
+
+    @classmethod
+    def find(cls, project_dir: str | Path | None = None) -> ProjectPaths:
+        return cls(resolve_root(project_dir))
+
+    # configuration and DVC
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def dvc_lock(self) -> Path:
+        return self.root / "dvc.lock"
+
+    # stage outputs
+    @property
+    def data_report(self) -> Path:
+        return self.root / "reports" / "validate" / "data_report.json"
+
+    @property
+    def processed(self) -> Path:
+        return self.root / "data" / "processed"
+
+    @property
+    def reference_features(self) -> Path:
+        return self.processed / "reference_features.parquet"
+
+    @property
+    def train_dir(self) -> Path:
+        return self.root / "models" / "train"
+
+    @property
+    def run_record(self) -> Path:
+        return self.train_dir / "run.json"
+
+    @property
+    def evaluate_dir(self) -> Path:
+        return self.root / "reports" / "evaluate"
+
+    @property
+    def metrics(self) -> Path:
+        return self.evaluate_dir / "metrics.json"
+
+    # operational outputs (outside the DAG)
+    @property
+    def batches(self) -> Path:
+        return self.root / "data" / "batches"
+
+    @property
+    def batch_reports(self) -> Path:
+        return self.root / "reports" / "batch"
+
+    @property
+    def drift_reports(self) -> Path:
+        return self.root / "reports" / "drift"
+
+    @property
+    def monitoring(self) -> Path:
+        return self.root / ".monitoring"
+
+    @property
+    def alerts(self) -> Path:
+        return self.monitoring / "alerts"
+
+    @property
+    def predictions_db(self) -> Path:
+        return self.monitoring / "predictions.db"
+
+    @property
+    def model_cache(self) -> Path:
+        return self.monitoring / "model_cache"
+
+    @property
+    def reference_cache(self) -> Path:
+        return self.monitoring / "reference"
+
+    @property
+    def performance(self) -> Path:
+        return self.monitoring / "performance_metrics.json"
+
+    # tool state
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlartifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def ops_state(self) -> Path:
+        return self.root / ".ops"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.root / ".prefect"
 
 
 def set_data_path(root: Path, data_path: str | Path | None) -> bool:

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+# Launchers and scratch projects are library code shared with the benchmarks (bench/).
+from skintwin.ops.processes import MlflowServer, free_port, port_free, start_service, wait_http
+from skintwin.ops.scratch import dvc, run
+from skintwin.ops.scratch import scratch_project as make_project
+
 REPO = Path(__file__).resolve().parents[1]
+__all__ = [
+    "MlflowServer",
+    "dvc",
+    "free_port",
+    "make_project",
+    "port_free",
+    "run",
+    "start_service",
+    "wait_http",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _offline(tmp_path_factory: pytest.TempPathFactory) -> None:
     """No downloads, no telemetry; Ultralytics settings in a throwaway folder."""
-    from skintwin.env import configure_offline
+    from skintwin.runtime import configure_offline
 
     os.environ["YOLO_CONFIG_DIR"] = str(tmp_path_factory.mktemp("yolo"))
     configure_offline(REPO)
@@ -60,47 +72,6 @@ def demo_dataset(tmp_path_factory: pytest.TempPathFactory, base_params: dict) ->
     out = tmp_path_factory.mktemp("demo") / "dataset"
     run_generate(out, gen, workers=2)
     return out
-
-
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command with this interpreter's environment first on PATH."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "dvc", *args], cwd=cwd, check=check)
-
-
-def make_project(root: Path, params: dict, with_flows: bool = False) -> Path:
-    """A throwaway copy of the project: its own git repo, DVC, params and MLflow database.
-
-    with_flows also copies flows/, tasks/ and prefect.yaml, for `prefect deploy`.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    packages = ("skintwin", "flows", "tasks") if with_flows else ("skintwin",)
-    for package in packages:
-        shutil.copytree(
-            REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
-    if with_flows:
-        shutil.copy(REPO / "prefect.yaml", root / "prefect.yaml")
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], cwd=root)
-    run(["git", "config", "user.email", "ci@example.com"], cwd=root)
-    run(["git", "config", "user.name", "ci"], cwd=root)
-    dvc("init", "-q", cwd=root)
-    dvc("config", "core.analytics", "false", cwd=root)
-    for name in (".gitignore", ".dvcignore"):
-        shutil.copy(REPO / name, root / name)
-    run(["git", "add", "-A"], cwd=root)
-    run(["git", "commit", "-qm", "project"], cwd=root)
-    return root
 
 
 @pytest.fixture
@@ -153,79 +124,3 @@ def write_dataset(
         doc[{"valid": "val"}.get(s, s)] = f"../{s}/images"
     (root / "data.yaml").write_text(yaml.safe_dump(doc))
     return root
-
-
-from skintwin.ops import wait_http  # noqa: E402  (re-exported for the tests)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_service(project: Path, port: int, log: Path, **env: str) -> subprocess.Popen:
-    """`python -m skintwin.service` on 127.0.0.1:port, healthy when this returns."""
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "skintwin.service",
-                "--port",
-                str(port),
-                "--project-dir",
-                str(project),
-            ],
-            env=dict(os.environ, **env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", timeout=120)
-    except Exception:
-        proc.terminate()
-        raise RuntimeError(f"service did not start:\n{log.read_text()[-2000:]}") from None
-    return proc
-
-
-class MlflowServer:
-    """A real `mlflow server` on loopback with a SQLite backend; stop() frees its port."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{workdir / 'mlflow.db'}",
-                "--artifacts-destination",
-                str(workdir / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_http(f"{self.url}/health")
-
-    def stop(self) -> None:
-        import signal
-
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()

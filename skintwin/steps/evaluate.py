@@ -14,32 +14,32 @@ import json
 import logging
 from pathlib import Path
 
-from skintwin.evaluation import evaluate_weights
 from skintwin.io import atomic_dir, atomic_write_json
 from skintwin.params import EvaluateParams
+from skintwin.training.evaluation import Evaluation, evaluate_weights
 
 log = logging.getLogger(__name__)
 
 
-def _charts(result: dict, out: Path) -> None:
+def _charts(result: Evaluation, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    for name, curve in result["pr_curves"].items():
+    for name, curve in result.pr_curves.items():
         ax.plot([i / 100 for i in range(101)], curve, label=name)
     ax.set(xlabel="recall", ylabel="precision", title="PR curve (test, IoU 0.5)", ylim=(0, 1.05))
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "pr_curve.png", dpi=100)
     plt.close(fig)
-    groups = result["per_group"]
+    groups = result.per_group
     fig, ax = plt.subplots(figsize=(6, 4))
     labels = [f"{g}\n(n={v['images']})" for g, v in groups.items()]
     ax.bar(labels, [v["mAP50"] for v in groups.values()], color="#c97b63")
-    ax.axhline(result["overall"]["mAP50"], color="k", ls="--", label="overall")
+    ax.axhline(result.overall["mAP50"], color="k", ls="--", label="overall")
     ax.set(ylabel="mAP50", ylim=(0, 1), title="Test mAP50 per skin-tone group")
     ax.legend()
     fig.tight_layout()
@@ -49,60 +49,31 @@ def _charts(result: dict, out: Path) -> None:
 
 def run_evaluate(
     weights: Path, dataset: Path, params: EvaluateParams, out: Path, device: str = "cpu"
-) -> dict:
-    """Evaluate `weights` on `dataset`'s test split and write the reports into `out`.
-
-    Returns:
-        The metrics document written to `out/metrics.json`.
-    """
+) -> Evaluation:
+    """Evaluate `weights` on `dataset`'s test split and write the reports into `out`."""
     result = evaluate_weights(weights, dataset, params, device)
-    metrics = {
-        "test": result["overall"],
-        "per_class": result["per_class"],
-        "per_group": result["per_group"],
-    }
     with atomic_dir(out) as tmp:
-        atomic_write_json(tmp / "metrics.json", metrics)
-        names = list(result["pr_curves"])
+        atomic_write_json(tmp / "metrics.json", result.metrics_doc())
+        names = list(result.pr_curves)
         with (tmp / "pr_curve.csv").open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["recall", *names])
             for i in range(101):
-                writer.writerow([i / 100, *(round(result["pr_curves"][n][i], 5) for n in names)])
+                writer.writerow([i / 100, *(round(result.pr_curves[n][i], 5) for n in names)])
         with (tmp / "confusion.csv").open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["actual", "predicted"])
-            writer.writerows(result["confusion"])
+            writer.writerows(result.confusion)
         (tmp / "charts").mkdir()
         _charts(result, tmp / "charts")
-    log.info("test metrics: %s", json.dumps(result["overall"]))
-    return metrics
-
-
-def log_to_mlflow(run_id: str, metrics: dict, out: Path) -> None:
-    """Add test metrics and charts to the training's MLflow run."""
-    import mlflow
-
-    from skintwin.tracking import clean_key, flatten
-
-    flat = {
-        clean_key(f"test.{k}"): float(v)
-        for k, v in flatten("", metrics).items()
-        if isinstance(v, int | float)
-    }
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics(flat)
-        for path in sorted(p for p in out.rglob("*") if p.is_file()):
-            folder = path.parent.relative_to(out).as_posix()
-            mlflow.log_artifact(
-                str(path), artifact_path="evaluation" + ("" if folder == "." else f"/{folder}")
-            )
+    log.info("test metrics: %s", json.dumps(result.overall))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skintwin.cli_util import run_main
     from skintwin.params import load_params
-    from skintwin.tracking import configure_tracking
+    from skintwin.runtime import run_main
+    from skintwin.training.tracking import configure_tracking, log_evaluation
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="preprocessed dataset folder")
@@ -116,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = Path(args.model)
         record = json.loads((model_dir / "run.json").read_text())
         out = Path(args.out)
-        metrics = run_evaluate(
+        result = run_evaluate(
             model_dir / record["weights"],
             Path(args.data),
             params.evaluate,
@@ -124,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             params.train.device,
         )
         configure_tracking(Path.cwd())
-        log_to_mlflow(record["run_id"], metrics, out)
+        log_evaluation(record["run_id"], result.flat(), out)
 
     return run_main(body)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
+from skintwin.data.synth import SHIFTS, Shift, encode_jpeg, paint
 from skintwin.io import atomic_dir
-from skintwin.params import GenerateParams
-from skintwin.synth import LESION_CLASSES, SHIFTS, Shift, encode_jpeg, paint
+from skintwin.params import LESION_CLASSES, GenerateParams
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,8 @@ def run_generate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skintwin.cli_util import run_main
     from skintwin.params import load_params
+    from skintwin.runtime import run_main
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="dataset folder to (re)write")

@@ -18,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from skintwin.dataset import Layout, discover, label_path, list_images, parse_labels
-from skintwin.features import extract_many
+from skintwin.data.dataset import Layout, discover, label_path, list_images, parse_labels
+from skintwin.data.features import extract_many
+from skintwin.data.splits import SPLITS, stratified_split
 from skintwin.io import atomic_dir, atomic_write_json
 from skintwin.params import PreprocessParams
-from skintwin.splits import SPLITS, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,8 @@ def _summary(table: pd.DataFrame, names: tuple[str, ...], dropped: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skintwin.cli_util import run_main
     from skintwin.params import load_params
+    from skintwin.runtime import run_main
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="validated dataset folder")

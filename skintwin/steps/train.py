@@ -16,29 +16,11 @@ from pathlib import Path
 
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_dir, atomic_write_json
+from skintwin.model.yolo import build_model
 from skintwin.params import TrainParams
-from skintwin.tracking import TRAINING_EXPERIMENT, clean_key, experiment_id, flatten
+from skintwin.training.tracking import TRAINING_EXPERIMENT, clean_key, experiment_id, flatten
 
 log = logging.getLogger(__name__)
-
-
-def build_model(spec: str):
-    """A YOLO model from a model YAML name/path or a local .pt; never downloads."""
-    from skintwin.env import quiet_ultralytics
-
-    quiet_ultralytics()
-    from ultralytics import YOLO
-
-    if spec.endswith((".yaml", ".yml")):
-        try:
-            return YOLO(spec)
-        except (FileNotFoundError, KeyError, ValueError) as exc:
-            raise SkinTwinError(f"train.model: unknown model YAML {spec!r} ({exc})") from None
-    if spec.endswith(".pt"):
-        if not Path(spec).is_file():
-            raise SkinTwinError(f"train.model: weights file {spec!r} not found (no downloads)")
-        return YOLO(spec)
-    raise SkinTwinError(f"train.model: {spec!r} must be a model .yaml or a local .pt file")
 
 
 def _log_epoch(trainer) -> None:
@@ -111,9 +93,9 @@ def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skintwin.cli_util import run_main
     from skintwin.params import load_params
-    from skintwin.tracking import configure_tracking
+    from skintwin.runtime import run_main
+    from skintwin.training.tracking import configure_tracking
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="preprocessed dataset folder")

@@ -12,12 +12,20 @@ import hashlib
 import logging
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from skintwin.dataset import IMAGE_SUFFIXES, Layout, Problem, discover, label_path, list_images
-from skintwin.dataset import parse_labels as _parse_labels
+from skintwin.data.dataset import (
+    IMAGE_SUFFIXES,
+    Layout,
+    Problem,
+    discover,
+    label_path,
+    list_images,
+    parse_labels,
+)
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_write_json
 from skintwin.params import ValidateParams
@@ -54,6 +62,71 @@ def _orphan_labels(layout: Layout, images: list[Path]) -> list[Problem]:
     return found
 
 
+@dataclass
+class _Tally:
+    """What the images and labels of a dataset add up to."""
+
+    splits: dict[str, dict[str, int]]
+    by_hash: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    sizes: Counter = field(default_factory=Counter)
+    class_images: Counter = field(default_factory=Counter)
+    class_boxes: Counter = field(default_factory=Counter)
+    background: int = 0
+
+
+def _check_images(
+    layout: Layout, per_split: dict[str, list[Path]], params: ValidateParams, workers: int
+) -> tuple[_Tally, list[Problem]]:
+    """Decode every image and parse its label file; count what is there."""
+    images = [(p, s) for s, split_images in per_split.items() for p in split_images]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        inspected = list(pool.map(_inspect_image, [p for p, _ in images]))
+    tally = _Tally(
+        {s: {"images": len(i), "boxes": 0, "background": 0} for s, i in per_split.items()}
+    )
+    problems: list[Problem] = []
+    for (image, split), (digest, size, error) in zip(images, inspected, strict=True):
+        if error:
+            problems.append(Problem("error", "unreadable_image", str(image), error))
+            continue
+        tally.by_hash[digest].append(str(image))
+        tally.sizes[f"{size[0]}x{size[1]}"] += 1
+        lbl = label_path(image)
+        if not lbl.exists():
+            tally.background += 1
+            tally.splits[split]["background"] += 1
+            continue
+        boxes, found = parse_labels(lbl, len(layout.names), params.max_box_overflow)
+        problems.extend(found)
+        tally.splits[split]["boxes"] += len(boxes)
+        tally.class_images.update({layout.names[b.cls] for b in boxes})
+        tally.class_boxes.update(layout.names[b.cls] for b in boxes)
+    return tally, problems
+
+
+def _dataset_rules(
+    layout: Layout, n_images: int, tally: _Tally, params: ValidateParams
+) -> list[Problem]:
+    """Rules about the whole dataset: enough images per class, duplicates, background."""
+    problems = []
+    if not n_images:
+        problems.append(Problem("error", "empty_dataset", str(layout.root), "no images at all"))
+    for name in layout.names:
+        if n_images and tally.class_images[name] < params.min_images_per_class:
+            message = (
+                f"class '{name}' is in {tally.class_images[name]} images; "
+                f"validate.min_images_per_class is {params.min_images_per_class}"
+            )
+            problems.append(Problem("error", "too_few_images", str(layout.data_yaml), message))
+    for paths in (p for p in tally.by_hash.values() if len(p) > 1):
+        message = f"same content as {', '.join(paths[1:])} (dropped in preprocess)"
+        problems.append(Problem("warning", "duplicate_image", paths[0], message))
+    if tally.background:
+        message = f"{tally.background} images have no label file (used as background)"
+        problems.append(Problem("warning", "background_images", str(layout.root), message))
+    return problems
+
+
 def run_validate(layout: Layout, params: ValidateParams, workers: int = 2) -> dict:
     """Check every image and label of `layout`.
 
@@ -61,92 +134,35 @@ def run_validate(layout: Layout, params: ValidateParams, workers: int = 2) -> di
         The data report: counts per split and class, image sizes, duplicates, and every
         problem found (`errors` > 0 means the dataset must not be used).
     """
-    problems: list[Problem] = []
     per_split: dict[str, list[Path]] = {s: list_images(d) for s, d in layout.splits.items()}
-    for split, images in per_split.items():
-        if not images:
-            problems.append(
-                Problem(
-                    "error",
-                    "empty_split",
-                    str(layout.splits[split]),
-                    f"split '{split}' has no images ({', '.join(IMAGE_SUFFIXES)})",
-                )
-            )
+    problems = [
+        Problem(
+            "error",
+            "empty_split",
+            str(layout.splits[split]),
+            f"split '{split}' has no images ({', '.join(IMAGE_SUFFIXES)})",
+        )
+        for split, images in per_split.items()
+        if not images
+    ]
+    tally, found = _check_images(layout, per_split, params, workers)
     images = [p for split in per_split.values() for p in split]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        inspected = list(pool.map(_inspect_image, images))
-    by_hash: dict[str, list[str]] = defaultdict(list)
-    sizes: Counter[str] = Counter()
-    class_images: Counter[str] = Counter()
-    class_boxes: Counter[str] = Counter()
-    split_counts: dict[str, dict[str, int]] = {}
-    background = 0
-    for split, split_images in per_split.items():
-        split_counts[split] = {"images": len(split_images), "boxes": 0, "background": 0}
-    split_of = {p: s for s, imgs in per_split.items() for p in imgs}
-    for image, (digest, size, error) in zip(images, inspected, strict=True):
-        if error:
-            problems.append(Problem("error", "unreadable_image", str(image), error))
-            continue
-        by_hash[digest].append(str(image))
-        sizes[f"{size[0]}x{size[1]}"] += 1
-        lbl = label_path(image)
-        if not lbl.exists():
-            background += 1
-            split_counts[split_of[image]]["background"] += 1
-            continue
-        boxes, found = _parse_labels(lbl, len(layout.names), params.max_box_overflow)
-        problems.extend(found)
-        split_counts[split_of[image]]["boxes"] += len(boxes)
-        for name in {layout.names[b.cls] for b in boxes}:
-            class_images[name] += 1
-        for b in boxes:
-            class_boxes[layout.names[b.cls]] += 1
-    problems.extend(_orphan_labels(layout, images))
-    if not images:
-        problems.append(Problem("error", "empty_dataset", str(layout.root), "no images at all"))
-    for name in layout.names:
-        if images and class_images[name] < params.min_images_per_class:
-            problems.append(
-                Problem(
-                    "error",
-                    "too_few_images",
-                    str(layout.data_yaml),
-                    f"class '{name}' is in {class_images[name]} images; "
-                    f"validate.min_images_per_class is {params.min_images_per_class}",
-                )
-            )
-    duplicates = [paths for paths in by_hash.values() if len(paths) > 1]
-    for paths in duplicates:
-        problems.append(
-            Problem(
-                "warning",
-                "duplicate_image",
-                paths[0],
-                f"same content as {', '.join(paths[1:])} (dropped in preprocess)",
-            )
-        )
-    if background:
-        problems.append(
-            Problem(
-                "warning",
-                "background_images",
-                str(layout.root),
-                f"{background} images have no label file (used as background)",
-            )
-        )
+    problems += found + _orphan_labels(layout, images)
+    problems += _dataset_rules(layout, len(images), tally, params)
     errors = [p for p in problems if p.severity == "error"]
     return {
         "dataset": str(layout.root),
         "layout": sorted(layout.splits),
         "names": list(layout.names),
         "images": len(images),
-        "splits": split_counts,
-        "classes": {n: {"images": class_images[n], "boxes": class_boxes[n]} for n in layout.names},
-        "background_images": background,
-        "image_sizes": dict(sizes.most_common()),
-        "duplicate_groups": duplicates,
+        "splits": tally.splits,
+        "classes": {
+            n: {"images": tally.class_images[n], "boxes": tally.class_boxes[n]}
+            for n in layout.names
+        },
+        "background_images": tally.background,
+        "image_sizes": dict(tally.sizes.most_common()),
+        "duplicate_groups": [p for p in tally.by_hash.values() if len(p) > 1],
         "errors": len(errors),
         "warnings": len(problems) - len(errors),
         "problems": [p.__dict__ for p in problems],
@@ -164,8 +180,8 @@ def summarise(report: dict, limit: int = 200) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skintwin.cli_util import run_main
     from skintwin.params import load_params
+    from skintwin.runtime import run_main
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="dataset folder")

@@ -35,7 +35,7 @@ def test_two_workflows_exist() -> None:
 def test_workflow_commands_exist(workflow) -> None:
     doc = yaml.safe_load(workflow.read_text())
     assert doc["jobs"] and (True in doc or "on" in doc)  # YAML 1.1 reads `on:` as True
-    from skintwin.cli import main as skintwin_main
+    from skintwin.ops.cli import main as skintwin_main
 
     for line in _commands(doc):
         argv = shlex.split(line.replace("$FORCE", ""))

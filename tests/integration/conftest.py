@@ -25,8 +25,9 @@ def champion(tmp_path_factory, base_params, prefect_api):
 
     import mlflow
 
-    from skintwin import promotion
     from skintwin.params import parse_params
+    from skintwin.project import ProjectPaths
+    from skintwin.registry import promotion
     from skintwin.steps.generate import run_generate
 
     params = copy.deepcopy(base_params)
@@ -41,7 +42,8 @@ def champion(tmp_path_factory, base_params, prefect_api):
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     dvc("repro", cwd=root)
-    assert promotion.gate(root, promotion.register(root))["promote"]
+    paths = ProjectPaths(root)
+    assert promotion.gate(paths, promotion.register(paths))["promote"]
     gen = parse_params(params).generate
     for name, shift, seed in (("normal", "none", 101), ("lighting", "lighting", 102)):
         run_generate(

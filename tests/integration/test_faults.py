@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MlflowServer, dvc, run
+from skintwin.params import load_params
+from tests.conftest import REPO, MlflowServer, dvc, run
+
+MONITOR = load_params(REPO / "params.yaml").monitor
 
 pytestmark = pytest.mark.slow
 NAME = "skin-twin-detector"
@@ -73,8 +76,9 @@ def test_mlflow_down_at_registration_fails_clearly(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from skintwin import promotion
     from skintwin.errors import SkinTwinError
+    from skintwin.project import ProjectPaths
+    from skintwin.registry import promotion
 
     server = MlflowServer(tmp_path / "server")
     try:
@@ -83,7 +87,8 @@ def test_mlflow_down_at_registration_fails_clearly(
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         mlflow.set_tracking_uri(server.url)
         dvc("repro", cwd=project)
-        assert promotion.gate(project, promotion.register(project))["promote"]
+        paths = ProjectPaths(project)
+        assert promotion.gate(paths, promotion.register(paths))["promote"]
         run(["git", "commit", "-qam", "x", "--allow-empty"], cwd=project)
         import yaml
 
@@ -94,7 +99,7 @@ def test_mlflow_down_at_registration_fails_clearly(
     finally:
         server.stop()
     with pytest.raises(SkinTwinError, match="unreachable"):
-        promotion.register(project)
+        promotion.register(paths)
     registry = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}")
     versions = registry.search_model_versions(f"name='{NAME}'")
     assert [str(v.version) for v in versions] == ["1"]
@@ -102,7 +107,7 @@ def test_mlflow_down_at_registration_fails_clearly(
 
 
 def _write_forever(url: str, ack: str) -> None:  # a child process
-    from skintwin.store import PredictionStore
+    from skintwin.monitoring.store import PredictionStore
 
     store = PredictionStore(url)
     n = 0
@@ -123,7 +128,7 @@ def _write_forever(url: str, ack: str) -> None:  # a child process
 def test_store_writer_killed_mid_batch_loses_no_acknowledged_row(tmp_path: Path) -> None:
     import multiprocessing as mp
 
-    from skintwin.store import PredictionStore
+    from skintwin.monitoring.store import PredictionStore
 
     url, ack = f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "ack"
     PredictionStore(url)
@@ -163,25 +168,14 @@ def test_disk_full_on_report_folder_is_a_clear_error(full_disk: Path) -> None:
     import numpy as np
     import pandas as pd
 
-    from skintwin.drift import run_drift
     from skintwin.errors import SkinTwinError
+    from skintwin.monitoring.drift import run_drift
 
     rng = np.random.default_rng(0)
     ref = pd.DataFrame({"brightness": rng.normal(0, 1, 3000), "contrast": rng.normal(0, 1, 3000)})
     cur = ref + 1.0
     out = full_disk / "drift" / "20260101T000000-all"
     with pytest.raises(SkinTwinError, match="cannot write the drift report"):
-        run_drift(
-            ref,
-            cur,
-            ["brightness", "contrast"],
-            [],
-            num_method="ks",
-            num_threshold=0.01,
-            cat_method="chisquare",
-            cat_threshold=0.01,
-            drift_share=0.2,
-            out_dir=out,
-        )
+        run_drift(ref, cur, MONITOR, out_dir=out)
     assert not out.exists()  # nothing half-written
     assert not list((full_disk / "drift").glob(".*tmp-*"))

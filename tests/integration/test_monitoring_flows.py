@@ -15,7 +15,7 @@ NAME = "skin-twin-detector"
 
 def test_batch_inference_logs_every_prediction(champion: Path) -> None:
     from flows.batch_inference import batch_inference_flow
-    from skintwin.monitor import ModelMonitor
+    from skintwin.monitoring.monitor import ModelMonitor
 
     folder = champion / "batches" / "normal" / "images"
     (folder / "scan.jpg").write_bytes(b"%PDF-1.4 renamed document")  # a bad upload
@@ -52,9 +52,9 @@ def test_drift_flow_alerts_once_on_shift_and_not_on_normal(champion: Path) -> No
         params_file.write_text(original)
     assert shifted["result"]["drift_detected"] is True
     assert shifted["alert"] is not None and shifted["alert"]["severity"] == "critical"
-    # no Prefect server configured here: the training flow ran in-process (nothing was stale)
-    assert shifted["retraining"]["via"] == "in-process"
-    assert Path(shifted["result"]["report_html"]).is_file()
+    # no Prefect server configured here: training ran as a subflow (nothing was stale)
+    assert shifted["retraining"]["via"] == "subflow"
+    assert Path(shifted["result"]["html"]).is_file()
     again = drift_flow(source="lighting", project_dir=str(champion))
     assert again["result"]["drift_detected"] is True and again["alert"] is None
     assert len(list(alerts.glob("*-data_drift-*.json"))) == 1
@@ -70,14 +70,36 @@ def test_drift_flow_alerts_once_on_shift_and_not_on_normal(champion: Path) -> No
     assert (Path(empty["report_dir"]) / "drift_summary.json").is_file()
 
 
+def test_two_drift_checks_at_once_raise_one_alert(champion: Path) -> None:
+    """The de-duplication state is claimed atomically in the store, not a JSON file."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flows.batch_inference import batch_inference_flow
+    from flows.drift import drift_flow
+
+    batch_inference_flow(
+        str(champion / "batches/lighting"), source="twice", project_dir=str(champion)
+    )
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(
+            pool.map(lambda _: drift_flow(source="twice", project_dir=str(champion)), range(2))
+        )
+    assert all(r["result"]["drift_detected"] for r in runs)
+    assert sum(r["alert"] is not None for r in runs) == 1
+    files = (champion / ".monitoring" / "alerts").glob("*-data_drift-*.json")
+    keys = [json.loads(f.read_text())["key"] for f in files]
+    assert keys.count("data_drift:twice") == 1
+
+
 def test_loader_follows_alias_and_survives_registry_outage(
     champion: Path, tmp_path, monkeypatch
 ) -> None:
     import mlflow
 
-    from skintwin.loader import ModelLoader
-    from skintwin.registry import register_candidate
-    from skintwin.tracking import TRAINING_EXPERIMENT, experiment_id
+    from skintwin.registry.client import log_and_register
+    from skintwin.serving.loader import ModelLoader
+    from skintwin.training.tracking import TRAINING_EXPERIMENT, experiment_id
 
     weights = champion / "models/train/weights/best.pt"
     server = MlflowServer(tmp_path / "server")
@@ -92,11 +114,7 @@ def test_loader_follows_alias_and_survives_registry_outage(
                 experiment_id=experiment_id(TRAINING_EXPERIMENT, tmp_path)
             ) as run:
                 pass
-            versions.append(
-                register_candidate(
-                    weights, run.info.run_id, NAME, {"overall": {}}, {"source": "test"}
-                )
-            )
+            versions.append(log_and_register(weights, run.info.run_id, NAME, {"source": "test"}))
         client.set_registered_model_alias(NAME, "champion", versions[0])
         cache = tmp_path / "cache"
         loader = ModelLoader(project_dir=champion, cache_dir=cache)

@@ -4,15 +4,16 @@ from prefect.yaml, a process worker running them to Completed."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from skintwin import ops
-from tests.conftest import free_port, make_project
+from skintwin.ops import plane as ops
+from skintwin.ops.processes import bin_path
+from tests.conftest import free_port, make_project, port_free
 
 pytestmark = pytest.mark.slow
 NAME = "skin-twin-detector"
@@ -20,7 +21,7 @@ NAME = "skin-twin-detector"
 
 def _prefect(p: ops.Plane, *args: str, timeout: float = 600) -> str:
     proc = subprocess.run(
-        [ops._bin("prefect"), *args],
+        [bin_path("prefect"), *args],
         cwd=p.root,
         env=p.env(),
         capture_output=True,
@@ -46,14 +47,11 @@ def _api(p: ops.Plane, path: str, body: dict | None = None):
     return r.json()
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def _edit_params(root: Path, retrain_on_critical: bool, epochs: int) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["monitor"]["retrain_on_critical"] = retrain_on_critical
+    params["train"]["epochs"] = epochs
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def test_control_plane_runs_deployments(tmp_path: Path, tiny_params: dict) -> None:
@@ -82,7 +80,7 @@ def test_control_plane_runs_deployments(tmp_path: Path, tiny_params: dict) -> No
             "dvc repro validate",
             "dvc repro train",
             "register-candidate",
-            "promote-candidate",
+            "gate-candidate",
             "publish-summary",
         ):
             assert any(n.startswith(expected) for n in names), (expected, names)
@@ -98,11 +96,24 @@ def test_control_plane_runs_deployments(tmp_path: Path, tiny_params: dict) -> No
 
         drift = _api(p, "/deployments/name/drift/daily")
         assert [s["schedule"]["cron"] for s in drift["schedules"]] == ["0 6 * * *"]
+        # a critical drift with retrain_on_critical starts training/manual on the server;
+        # a changed recipe (more epochs) gives that run a new candidate to gate
+        _edit_params(root, retrain_on_critical=True, epochs=2)
         drift_run = _run_deployment(p, "drift/daily", f"images_dir={root / 'batches' / 'dark'}")
         assert _api(p, f"/flow_runs/{drift_run}")["state"]["type"] == "COMPLETED"
         reports = list((root / "reports" / "drift").glob("*-dark/drift_report.html"))
         assert len(reports) == 1
+        manual = {"deployments": {"name": {"any_": ["manual"]}}}
+        started = [r["id"] for r in _api(p, "/flow_runs/filter", manual) if r["id"] != run_id]
+        assert len(started) == 1, "the drift run did not start training/manual"
+        _prefect(p, "worker", "start", "--pool", ops.POOL, "--run-once")
+        retrain = _api(p, f"/flow_runs/{started[0]}")
+        assert retrain["state"]["type"] == "COMPLETED", retrain["state"]
+        newest = max(client.search_model_versions(f"name='{NAME}'"), key=lambda v: int(v.version))
+        assert newest.version != champion.version
+        assert newest.tags["lineage.prefect_flow_run_id"] == started[0]
+        assert newest.tags["gate.decision"] in {"promoted", "rejected"}
     finally:
         stopped = ops.down(p)
     assert set(stopped) >= {"prefect-server", "mlflow-server"}
-    assert _port_free(p.prefect_port) and _port_free(p.mlflow_port)
+    assert port_free(p.prefect_port) and port_free(p.mlflow_port)

@@ -49,7 +49,7 @@ def _jpeg(champion: Path) -> bytes:
 
 
 def test_predict_returns_detections_and_logs_a_row(service, champion: Path) -> None:
-    from skintwin.store import PredictionStore
+    from skintwin.monitoring.store import PredictionStore
 
     url, store = service
     before = PredictionStore(f"sqlite:///{store}").count()
@@ -115,18 +115,14 @@ def test_champion_move_is_picked_up_without_failed_requests(service, champion: P
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from skintwin.registry import register_candidate
+    from skintwin.registry.client import log_and_register
 
     url, _ = service
     mlflow.set_tracking_uri(f"sqlite:///{champion / 'mlflow.db'}")
     client = MlflowClient()
     old = client.get_model_version_by_alias(NAME, "champion")
-    new = register_candidate(
-        champion / "models/train/weights/best.pt",
-        old.run_id,
-        NAME,
-        {"overall": {}},
-        {"note": "reload test"},
+    new = log_and_register(
+        champion / "models/train/weights/best.pt", old.run_id, NAME, {"note": "reload test"}
     )
     statuses: list[int] = []
     stop = threading.Event()

@@ -69,7 +69,7 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     project, prefect_api
 ) -> None:
     from flows.training import training_flow
-    from skintwin.registry import alias_version
+    from skintwin.registry.client import alias_version
 
     # ~40 s on 2 cores: enough for a clearly non-zero mAP on the tiny dataset
     _set_train(project, epochs=30, imgsz=128, batch=4, evaluate_imgsz=128)
@@ -115,7 +115,7 @@ def test_unknown_model_fails_without_registering(project, prefect_api) -> None:
 
 def test_application_entry_points(project, prefect_api, tmp_path) -> None:
     from skintwin import ModelRegistry, TrainingPipeline
-    from skintwin.registry import alias_version
+    from skintwin.registry.client import alias_version
     from tests.conftest import dvc
 
     # an export-layout dataset outside the project, as the application passes it
@@ -157,3 +157,14 @@ def test_application_entry_points(project, prefect_api, tmp_path) -> None:
     assert registered["decision"]["promote"] is False
     assert registered["evaluation"]["overall"]["mAP50"] < 0.99
     assert alias_version(NAME, "champion").version != registered["version"]
+    # one registration path: both versions carry the same metric names, in tags and runs
+    from mlflow.tracking import MlflowClient
+
+    flow_v, app_v = _versions()
+    assert str(app_v.version) == registered["version"]
+    metric_tags = [{k for k in v.tags if k.startswith("metric.")} for v in (flow_v, app_v)]
+    assert metric_tags[0] == metric_tags[1] and "metric.test.mAP50" in metric_tags[0]
+    run_metrics = [set(MlflowClient().get_run(v.run_id).data.metrics) for v in (flow_v, app_v)]
+    tests = [{k for k in m if k.startswith("test.")} for m in run_metrics]
+    assert tests[0] == tests[1] and "test.group.dark.mAP50" in tests[0]
+    assert {k.removeprefix("metric.") for k in metric_tags[0]} == tests[0]

@@ -9,20 +9,30 @@ from typing import ClassVar
 
 import pytest
 
-from skintwin.alerts import clear, raise_alert
+from skintwin.monitoring.alerts import raise_alert, severity
+from skintwin.monitoring.store import PredictionStore
+from skintwin.params import load_params
+from tests.conftest import REPO
+
+MONITOR = load_params(REPO / "params.yaml").monitor.model_copy(
+    update={"dedup_hours": 24, "webhook_timeout_s": 0.5, "webhook_retries": 1}
+)
 
 
-def _alert(tmp_path: Path, severity: str = "warning", key: str = "drift:a"):
+def _store(tmp_path: Path) -> PredictionStore:
+    return PredictionStore(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+def _alert(tmp_path: Path, level: str = "warning", key: str = "drift:a"):
     return raise_alert(
+        _store(tmp_path),
         tmp_path,
         "data_drift",
-        severity,
+        level,
         "3 columns drifted",
         {"x": 1},
         key,
-        dedup_hours=24,
-        webhook_timeout_s=0.5,
-        webhook_retries=1,
+        MONITOR,
     )
 
 
@@ -36,7 +46,7 @@ def test_dedup_escalation_and_clear(tmp_path: Path, monkeypatch) -> None:
     assert _alert(tmp_path) is None  # same ongoing drift: suppressed
     assert _alert(tmp_path, key="drift:b") is not None  # another subject alerts
     assert _alert(tmp_path, "critical") is not None  # escalation alerts
-    clear(tmp_path, "drift:a")
+    assert _store(tmp_path).clear_alert("drift:a")
     assert _alert(tmp_path) is not None  # drift came back after it was over
     alerts = _files(tmp_path)
     assert len(alerts) == 4
@@ -85,3 +95,58 @@ def test_webhook_timeout_is_recorded_not_raised(tmp_path: Path, hook, monkeypatc
     assert alert["webhook"]["attempts"] == 2
     assert "Timeout" in alert["webhook"]["error"]
     assert _files(tmp_path)[0]["webhook"]["delivered"] is False
+
+
+def _claim(args: tuple[str, float]) -> bool:
+    url, now = args
+    return PredictionStore(url).claim_alert("drift:all", "critical", 2, now, 3600.0)
+
+
+def test_concurrent_claims_raise_one_alert(tmp_path: Path) -> None:
+    """Eight processes claim the same alert at once: exactly one wins."""
+    import multiprocessing as mp
+    import time
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    PredictionStore(url)  # create the tables before the race
+    with mp.get_context("spawn").Pool(8) as pool:
+        wins = pool.map(_claim, [(url, time.time())] * 8)
+    assert sum(wins) == 1
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ({"drift_detected": False, "drift_share": 0.0, "drifted_columns": []}, None),
+        ({"enough_data": False, "drift_detected": True, "drift_share": 1.0}, None),
+        ({"drift_detected": True, "drift_share": 0.3, "drifted_columns": ["blur"]}, "warning"),
+        ({"drift_detected": True, "drift_share": 0.6, "drifted_columns": ["a"]}, "critical"),
+        # the patient mix moved: critical whatever the share
+        ({"drift_detected": True, "drift_share": 0.2, "drifted_columns": ["ita"]}, "critical"),
+        (
+            {"drift_detected": True, "drift_share": 0.2, "drifted_columns": ["tone_group"]},
+            "critical",
+        ),
+    ],
+)
+def test_severity(result: dict, expected: str | None) -> None:
+    assert severity(result, MONITOR) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "score", "threshold", "drifted"),
+    [
+        ("ks", 0.001, 0.01, True),  # a p-value below the threshold is drift
+        ("ks", 0.5, 0.01, False),
+        ("chisquare", 0.009, 0.01, True),
+        ("wasserstein", 0.2, 0.1, True),  # a distance at or above the threshold is drift
+        ("wasserstein", 0.05, 0.1, False),
+        ("psi", 0.1, 0.1, True),
+    ],
+)
+def test_drift_direction_follows_the_method(
+    method: str, score: float, threshold: float, drifted: bool
+) -> None:
+    from skintwin.monitoring.drift import drifted as verdict
+
+    assert verdict(method, score, threshold) is drifted

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from skintwin.dataset import parse_labels, read_names
+from skintwin.data.dataset import parse_labels, read_names
+from skintwin.data.features import image_features, load_rgb
 from skintwin.errors import SkinTwinError
-from skintwin.features import image_features, load_rgb
 from skintwin.params import parse_params
 
 FAST = settings(
@@ -140,7 +140,7 @@ def test_image_bytes(data: bytes) -> None:
     )
 )
 def test_service_upload_check(data: bytes) -> None:
-    from skintwin.service import BadImage, Settings, check_image
+    from skintwin.serving.uploads import BadImage, Settings, check_image
 
     try:
         rgb = check_image(data, Settings(max_upload_bytes=10_000, max_pixels=10_000))

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from skintwin.gate import decide
 from skintwin.params import PromoteParams
+from skintwin.registry.gate import decide
+from skintwin.training.evaluation import Evaluation
 
 P = PromoteParams(
     model_name="m",
@@ -15,11 +16,9 @@ P = PromoteParams(
 )
 
 
-def _eval(overall: float, groups: dict[str, tuple[int, float]] | None = None) -> dict:
-    return {
-        "overall": {"mAP50": overall},
-        "per_group": {g: {"images": n, "mAP50": v} for g, (n, v) in (groups or {}).items()},
-    }
+def _eval(overall: float, groups: dict[str, tuple[int, float]] | None = None) -> Evaluation:
+    per_group = {g: {"images": n, "mAP50": v} for g, (n, v) in (groups or {}).items()}
+    return Evaluation({"mAP50": overall}, {}, per_group)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +48,9 @@ def _eval(overall: float, groups: dict[str, tuple[int, float]] | None = None) ->
         ),
     ],
 )
-def test_gate_branches(candidate: dict, champion: dict | None, promote: bool, reason: str) -> None:
+def test_gate_branches(
+    candidate: Evaluation, champion: Evaluation | None, promote: bool, reason: str
+) -> None:
     d = decide(candidate, champion, P)
     assert d.promote is promote
     assert any(reason in r for r in d.reasons), d.reasons

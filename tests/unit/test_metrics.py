@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skintwin.metrics import box_iou, match_image, summarise
+from skintwin.training.metrics import box_iou, match_image, summarise
 
 GT = np.array([[0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.9, 0.9]])
 GT_CLS = np.array([0, 1])

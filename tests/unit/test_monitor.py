@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skintwin.features import extract_many
-from skintwin.monitor import ModelMonitor, prediction_row
+from skintwin.data.features import extract_many
+from skintwin.data.synth import SHIFTS, encode_jpeg, paint
+from skintwin.monitoring.monitor import ModelMonitor
+from skintwin.monitoring.records import prediction_row
 from skintwin.params import GenerateParams
-from skintwin.synth import SHIFTS, encode_jpeg, paint
 from tests.conftest import REPO
 
 

@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from skintwin.splits import SPLITS, stratified_split
-from skintwin.tone import TONE_GROUPS
+from skintwin.data.splits import SPLITS, stratified_split
+from skintwin.params import TONE_GROUPS
 
 CLASSES = ("acne", "mole", "rash")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from skintwin.errors import SkinTwinError
-from skintwin.store import PredictionStore
+from skintwin.monitoring.store import PredictionStore
 
 
 def _row(i: int, **extra) -> dict:

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skintwin.features import image_features
-from skintwin.synth import LESION_CLASSES, SHIFTS, paint
+from skintwin.data.features import image_features
+from skintwin.data.synth import SHIFTS, paint
+from skintwin.params import LESION_CLASSES
 
 
 def _paint(index: int, shift: str = "none", seed: int = 1):

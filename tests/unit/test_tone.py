@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skintwin.features import image_features, load_rgb
+from skintwin.data.features import image_features, load_rgb
+from skintwin.data.synth import encode_jpeg, paint
+from skintwin.data.tone import ita_group
 from skintwin.params import GenerateParams
-from skintwin.synth import encode_jpeg, paint
-from skintwin.tone import ita_group
 
 
 @pytest.mark.parametrize(

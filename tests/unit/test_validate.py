@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skintwin.dataset import discover
+from skintwin.data.dataset import discover
 from skintwin.errors import SkinTwinError
 from skintwin.params import ValidateParams
 from skintwin.steps.validate import main as validate_main

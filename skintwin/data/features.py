@@ -1,0 +1,111 @@
+"""Image features shared by the reference table (training data) and the prediction store.
+
+One extractor for both sides, so drift compares like with like. Features are computed on
+a copy scaled to at most 256 px on its long side, which keeps them cheap and comparable
+across camera resolutions (width and height are kept from the original).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from skintwin.data.tone import estimate_ita, ita_group, rgb_to_lab
+from skintwin.errors import SkinTwinError
+
+IMAGE_FEATURES = ("width", "height", "brightness", "contrast", "saturation", "sharpness", "ita")
+_WORK_SIDE = 256
+
+# Normalised (cx, cy, w, h) boxes to leave out of the skin measurement.
+Boxes = Sequence[tuple[float, float, float, float]]
+
+
+def load_rgb(source: str | Path | bytes | np.ndarray) -> np.ndarray:
+    """An RGB uint8 array from a path, encoded bytes or an array (HxWx3 RGB or HxW grey)."""
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
+            raise SkinTwinError(f"image array must be HxWx3 RGB, got shape {arr.shape}")
+        return np.ascontiguousarray(arr[..., :3]).astype(np.uint8, copy=False)
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = np.frombuffer(bytes(source), np.uint8)
+        label = "image bytes"
+    else:
+        path = Path(source)
+        try:
+            data = np.fromfile(path, np.uint8)
+        except OSError as exc:
+            raise SkinTwinError(f"{path}: cannot read image: {exc}") from None
+        label = str(path)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise SkinTwinError(f"{label}: not a decodable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def image_features(rgb: np.ndarray, boxes: Boxes = ()) -> dict:
+    """Size, brightness, contrast, saturation, sharpness, ITA and tone group of one image.
+
+    Args:
+        rgb: HxWx3 uint8 RGB.
+        boxes: lesions to exclude from the skin-tone measurement (normalised cx, cy, w, h).
+    """
+    h, w = rgb.shape[:2]
+    scale = min(1.0, _WORK_SIDE / max(h, w))
+    small = (
+        cv2.resize(
+            rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
+        if scale < 1
+        else rgb
+    )
+    sh, sw = small.shape[:2]
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    skin = np.ones((sh, sw), bool)
+    for cx, cy, bw, bh in boxes:
+        x0, x1 = int((cx - bw / 2) * sw), int(np.ceil((cx + bw / 2) * sw))
+        y0, y1 = int((cy - bh / 2) * sh), int(np.ceil((cy + bh / 2) * sh))
+        skin[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = False
+    ita = estimate_ita(rgb_to_lab(small), skin)
+    return {
+        "width": int(w),
+        "height": int(h),
+        "brightness": float(grey.mean()),
+        "contrast": float(grey.std()),
+        "saturation": float(hsv[..., 1].mean()),
+        "sharpness": float(cv2.Laplacian(grey, cv2.CV_32F).var()),
+        "ita": ita,
+        "tone_group": ita_group(ita),
+    }
+
+
+def _features_of_file(job: tuple[str, Boxes]) -> dict:
+    path, boxes = job
+    return image_features(load_rgb(path), boxes)
+
+
+def extract_many(
+    paths: Sequence[Path],
+    boxes: Sequence[Boxes] | None = None,
+    workers: int | None = None,
+    desc: str = "features",
+) -> list[dict]:
+    """Features of many image files, in order, over `workers` processes with a progress bar."""
+    from tqdm import tqdm
+
+    jobs = [(str(p), tuple(b)) for p, b in zip(paths, boxes or [()] * len(paths), strict=True)]
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(jobs) < 32:
+        return [_features_of_file(j) for j in tqdm(jobs, desc=desc, unit="img", leave=False)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        chunks = max(1, len(jobs) // (workers * 8))
+        results = pool.map(_features_of_file, jobs, chunksize=chunks)
+        return list(tqdm(results, total=len(jobs), desc=desc, unit="img", leave=False))

@@ -1,0 +1,1 @@
+"""Model: building and loading YOLO (once), the MLflow pyfunc, and LoadedModel."""

@@ -1,0 +1,101 @@
+"""Alerts: how severe a drift is, JSON files under `.monitoring/alerts/`, an optional
+webhook, and de-duplication.
+
+An alert is written once per ongoing condition: the same key at the same or a lower
+severity within `monitor.dedup_hours` is suppressed; a higher severity always alerts. The
+de-duplication state lives in the prediction store's database (see `PredictionStore.
+claim_alert`), so two drift checks at once raise one alert. A webhook that fails or times
+out is retried, then recorded on the alert; it never fails the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+from skintwin.io import atomic_write_json
+from skintwin.monitoring.store import PredictionStore
+from skintwin.params import MonitorParams
+
+log = logging.getLogger(__name__)
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+def severity(result: dict, params: MonitorParams) -> str | None:
+    """None (no alert), "warning" or "critical" for a drift result."""
+    if not result.get("enough_data", True) or not result["drift_detected"]:
+        return None
+    if result["drift_share"] >= params.critical_share:
+        return "critical"
+    if "tone_group" in result["drifted_columns"] or "ita" in result["drifted_columns"]:
+        return "critical"  # the patient mix moved: per-group guarantees no longer hold
+    return "warning"
+
+
+def post_webhook(url: str, alert: dict, timeout_s: float, retries: int) -> dict:
+    """POST a Slack-compatible body; returns {"delivered", "attempts", "error"}."""
+    import httpx
+
+    text = f"[{alert['severity'].upper()}] {alert['kind']}: {alert['summary']}"
+    body = {"text": text, "attachments": [{"text": json.dumps(alert["details"])[:3000]}]}
+    error = None
+    for attempt in range(1, retries + 2):
+        try:
+            response = httpx.post(url, json=body, timeout=timeout_s)
+            response.raise_for_status()
+            return {"delivered": True, "attempts": attempt, "error": None}
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if attempt <= retries:
+                time.sleep(min(2.0 ** (attempt - 1), 10.0))
+    log.warning("alert webhook failed after %d attempts: %s", retries + 1, error)
+    return {"delivered": False, "attempts": retries + 1, "error": error}
+
+
+def raise_alert(
+    store: PredictionStore,
+    alert_dir: Path,
+    kind: str,
+    level: str,
+    summary: str,
+    details: dict,
+    key: str,
+    params: MonitorParams,
+) -> dict | None:
+    """Write (and post) an alert unless it duplicates an ongoing one; returns it or None."""
+    now = time.time()
+    if not store.claim_alert(key, level, SEVERITY_RANK[level], now, params.dedup_hours * 3600):
+        log.info("alert %s (%s) suppressed: raised within %s h", key, level, params.dedup_hours)
+        return None
+    alert = {
+        "id": uuid.uuid4().hex[:12],
+        "kind": kind,
+        "severity": level,
+        "time": now,
+        "time_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "summary": summary,
+        "key": key,
+        "details": details,
+    }
+    url = os.environ.get("SKINTWIN_ALERT_WEBHOOK")
+    alert["webhook"] = (
+        post_webhook(url, alert, params.webhook_timeout_s, params.webhook_retries) if url else None
+    )
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    atomic_write_json(alert_dir / f"{stamp}-{kind}-{alert['id']}.json", alert)
+    log.warning("ALERT [%s] %s: %s", level, kind, summary)
+    return alert
+
+
+def recent_alerts(alert_dir: Path, since: float) -> list[dict]:
+    """The alert files written since `since` (Unix seconds), oldest first."""
+    found = []
+    for path in sorted(Path(alert_dir).glob("*-*.json")):
+        alert = json.loads(path.read_text())
+        if alert.get("time", 0) >= since:
+            found.append(alert)
+    return found

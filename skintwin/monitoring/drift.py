@@ -1,0 +1,159 @@
+"""The one place that talks to Evidently: a data-drift report as a plain dict plus files.
+
+Evidently's API changes between releases; nothing else in the project imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from skintwin.errors import SkinTwinError
+from skintwin.io import atomic_dir, atomic_write_bytes, atomic_write_json
+from skintwin.monitoring.records import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS
+from skintwin.params import P_VALUE_METHODS, MonitorParams
+
+
+def drifted(method: str, score: float, threshold: float) -> bool:
+    """Evidently's verdict for one column, from its method's direction."""
+    return score < threshold if method in P_VALUE_METHODS else score >= threshold
+
+
+def check_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    params: MonitorParams,
+    out_dir: Path | None = None,
+) -> dict:
+    """A drift verdict for `current`, or "not enough data" below `params.min_rows` rows.
+
+    Returns:
+        `run_drift`'s result with `drift_detected` and `enough_data` (False, with a
+        `reason` and no report, when there are too few rows to judge).
+    """
+    if len(current) < params.min_rows:
+        reason = f"{len(current)} current rows < monitor.min_rows {params.min_rows}"
+        result = {
+            "drift_detected": False,
+            "enough_data": False,
+            "reason": reason,
+            "drift_share": 0.0,
+            "drifted_columns": [],
+            "columns": {},
+            "scores": {},
+            "current_rows": len(current),
+        }
+        if out_dir is not None:
+            atomic_write_json(Path(out_dir) / "drift_summary.json", result)
+        return result
+    return {**run_drift(reference, current, params, out_dir), "enough_data": True}
+
+
+def run_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    params: MonitorParams,
+    out_dir: Path | None = None,
+    numerical: tuple[str, ...] = NUMERIC_DRIFT_COLUMNS,
+    categorical: tuple[str, ...] = CATEGORICAL_DRIFT_COLUMNS,
+) -> dict:
+    """Compare `current` with `reference` column by column (Evidently `DataDriftPreset`),
+    with the tests and thresholds of `params`, over the columns both frames have.
+
+    Returns:
+        {"drift_detected", "drift_share", "n_columns", "n_drifted", "drifted_columns",
+         "columns": {name: {"method", "threshold", "score", "drifted"}}, "scores",
+         "html", "json"}. `html`/`json` are the report paths when `out_dir` is given.
+    """
+    cols = [c for c in (*numerical, *categorical) if c in reference and c in current]
+    snapshot = _evidently_snapshot(
+        reference[cols], current[cols], params, [c for c in numerical if c in cols]
+    )
+    columns = _column_verdicts(snapshot.dict())
+    names = [c for c, v in columns.items() if v["drifted"]]
+    share = len(names) / len(columns) if columns else 0.0
+    result = {
+        "drift_detected": share >= params.drift_share,
+        "drift_share": share,
+        "threshold_share": params.drift_share,
+        "n_columns": len(columns),
+        "n_drifted": len(names),
+        "drifted_columns": names,
+        "columns": columns,
+        "scores": {c: v["score"] for c, v in columns.items()},
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+    }
+    if out_dir is None:
+        return result
+    _write_report(snapshot, result, Path(out_dir))
+    return result | {
+        "html": str(Path(out_dir) / "drift_report.html"),
+        "json": str(Path(out_dir) / "drift_summary.json"),
+    }
+
+
+def _evidently_snapshot(
+    reference: pd.DataFrame, current: pd.DataFrame, params: MonitorParams, numerical: list[str]
+):
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    cols = list(reference.columns)
+    definition = DataDefinition(
+        numerical_columns=numerical,
+        categorical_columns=[c for c in cols if c not in numerical],
+    )
+    preset = DataDriftPreset(
+        columns=cols,
+        drift_share=params.drift_share,
+        num_method=params.num_method,
+        num_threshold=params.num_threshold,
+        cat_method=params.cat_method,
+        cat_threshold=params.cat_threshold,
+        per_column_method={c: t.method for c, t in params.per_column.items()},
+        per_column_threshold={c: t.threshold for c, t in params.per_column.items()},
+    )
+    with warnings.catch_warnings():
+        # constant columns (one camera resolution) make its tests divide by zero; harmless
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return Report([preset]).run(
+            current_data=Dataset.from_pandas(current.reset_index(drop=True), definition),
+            reference_data=Dataset.from_pandas(reference.reset_index(drop=True), definition),
+        )
+
+
+def _column_verdicts(snapshot: dict) -> dict[str, dict]:
+    """Per column: the test Evidently ran, its threshold, score and our verdict."""
+    columns: dict[str, dict] = {}
+    for metric in snapshot["metrics"]:
+        cfg = metric["config"]
+        if not cfg.get("type", "").endswith("ValueDrift"):
+            continue
+        score = float(metric["value"])
+        columns[cfg["column"]] = {
+            "method": cfg["method"],
+            "threshold": cfg["threshold"],
+            "score": score,
+            "drifted": drifted(cfg["method"], score, cfg["threshold"]),
+        }
+    return columns
+
+
+def _write_report(snapshot, result: dict, out_dir: Path) -> None:
+    """Evidently HTML, our summary and Evidently's snapshot: all three or none."""
+    try:
+        with atomic_dir(out_dir) as tmp:
+            snapshot.save_html(str(tmp / "drift_report.html"))
+            atomic_write_json(tmp / "drift_summary.json", result)
+            atomic_write_bytes(
+                tmp / "evidently_snapshot.json",
+                json.dumps(snapshot.dict(), default=str).encode(),
+            )
+    except OSError as exc:
+        raise SkinTwinError(
+            f"{out_dir}: cannot write the drift report: {exc.strerror or exc}"
+        ) from None

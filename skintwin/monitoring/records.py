@@ -1,0 +1,91 @@
+"""One prediction as a store row: the prediction's features plus the image's features.
+
+The same function builds production rows and the drift reference's prediction columns, so
+drift compares like with like. Images are never stored, only their features.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+
+from skintwin.data.features import IMAGE_FEATURES, image_features, load_rgb
+from skintwin.errors import SkinTwinError
+
+PREDICTION_FEATURES = ("n_detections", "mean_confidence")
+NUMERIC_DRIFT_COLUMNS = (*IMAGE_FEATURES, *PREDICTION_FEATURES)
+CATEGORICAL_DRIFT_COLUMNS = ("tone_group",)
+
+
+def detections(prediction: dict | list) -> list[dict]:
+    """The detections of a prediction in any of the shapes the application produces."""
+    if isinstance(prediction, list):
+        items = prediction
+    else:
+        items = prediction.get("detections", prediction.get("predictions", []))
+    out = []
+    for d in items or []:
+        out.append(
+            {
+                "class_name": str(d.get("class_name", d.get("class", d.get("name", "")))),
+                "confidence": float(d.get("confidence", d.get("conf", d.get("score", 0.0)))),
+                "box": [float(v) for v in d.get("box", d.get("bbox", [])) or []],
+            }
+        )
+    return out
+
+
+def prediction_row(
+    prediction: dict | list,
+    image=None,
+    *,
+    model_name: str,
+    model_version: str = "",
+    latency_ms: float | None = None,
+    source: str = "",
+    image_ref: str | None = None,
+) -> dict:
+    """One store row: prediction features plus the image's features (or the decode error)."""
+    dets = detections(prediction)
+    counts: dict[str, int] = {}
+    for d in dets:
+        counts[d["class_name"]] = counts.get(d["class_name"], 0) + 1
+    row = {
+        "ts": time.time(),
+        "model_name": model_name,
+        "model_version": str(model_version),
+        "source": source,
+        "latency_ms": latency_ms,
+        "n_detections": len(dets),
+        "mean_confidence": float(np.mean([d["confidence"] for d in dets])) if dets else 0.0,
+        "class_counts": counts,
+        "detections": dets,
+        "image_ref": image_ref,
+    }
+    if image is None:
+        return row
+    try:
+        rgb = load_rgb(image)
+    except SkinTwinError as exc:
+        row["error"] = str(exc)
+        return row
+    h, w = rgb.shape[:2]
+    boxes = [
+        ((b[0] + b[2]) / 2 / w, (b[1] + b[3]) / 2 / h, (b[2] - b[0]) / w, (b[3] - b[1]) / h)
+        for b in (d["box"] for d in dets)
+        if len(b) == 4
+    ]
+    row.update(image_features(rgb, boxes))
+    return row
+
+
+def store_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Store rows as a drift-ready frame: failed rows dropped, JSON columns parsed."""
+    ok = frame[frame["error"].isna()] if "error" in frame else frame
+    ok = ok.copy()
+    if "class_counts" in ok:
+        ok["class_counts"] = ok["class_counts"].map(lambda s: json.loads(s) if s else {})
+    return ok

@@ -1,0 +1,63 @@
+"""The two sides of a drift check: the training reference and a window of production."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pandas as pd
+
+from skintwin.errors import SkinTwinError
+from skintwin.model.loaded import LoadedModel
+from skintwin.monitoring.records import PREDICTION_FEATURES, prediction_row, store_frame
+from skintwin.monitoring.store import PredictionStore
+from skintwin.params import MonitorParams
+from skintwin.project import ProjectPaths
+
+
+def reference_frame(
+    paths: ProjectPaths, model: LoadedModel, params: MonitorParams
+) -> pd.DataFrame:
+    """Training-distribution features plus `model`'s prediction features on held-out images.
+
+    Image features come from the preprocess stage's reference table. Prediction features
+    (detections per image, mean confidence) come from the model on the val and test splits,
+    images it was not fitted on, so they compare fairly with production; they are cached per
+    model version and reference table.
+    """
+    table_path = paths.reference_features
+    if not table_path.is_file():
+        raise SkinTwinError(
+            f"{table_path}: missing reference features; run "
+            "`dvc repro preprocess` (or the training flow) first"
+        )
+    digest = hashlib.sha256(table_path.read_bytes()).hexdigest()[:12]
+    cache = paths.reference_cache / f"{model.name}-v{model.version}-{digest}.parquet"
+    if cache.is_file():
+        return pd.read_parquet(cache)
+    table = pd.read_parquet(table_path)
+    held_out = table[table["split"].isin(["val", "test"])].reset_index(drop=True)
+    images = [paths.processed / f for f in held_out["file"]]
+    predictions = []
+    for start in range(0, len(images), 16):
+        predictions += model.predict(
+            [str(p) for p in images[start : start + 16]], conf=params.conf, imgsz=params.imgsz
+        )
+    # the same prediction features as a logged production row, computed the same way
+    rows = [prediction_row(p, model_name=model.name) for p in predictions]
+    for column in PREDICTION_FEATURES:
+        held_out[column] = [r[column] for r in rows]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    held_out.to_parquet(cache, index=False)
+    return held_out
+
+
+def current_frame(
+    store: PredictionStore,
+    window_hours: float,
+    source: str | None = None,
+    model_name: str | None = None,
+) -> pd.DataFrame:
+    """The store's predictions of the last `window_hours` (optionally of one source)."""
+    since = time.time() - window_hours * 3600
+    return store_frame(store.window(since=since, source=source, model_name=model_name))

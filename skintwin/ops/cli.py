@@ -1,0 +1,157 @@
+"""Skin-Twin MLOps: train, gate, serve and monitor skin-lesion detectors (`skintwin --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from skintwin.project import ProjectPaths
+from skintwin.runtime import run_main
+
+
+def _paths(args: argparse.Namespace) -> ProjectPaths:
+    return ProjectPaths.find(args.project_dir)
+
+
+def _print(obj: object) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from flows.training import training_flow
+
+    out = training_flow(args.data_path, str(_paths(args).root), args.force_train)
+    _print(out["decision"])
+
+
+def _promote(args: argparse.Namespace) -> None:
+    from skintwin.registry import promotion
+
+    paths = _paths(args)
+    _print(promotion.gate(paths, promotion.register(paths)))
+
+
+def _lineage(args: argparse.Namespace) -> None:
+    from skintwin.params import load_params
+    from skintwin.registry.lineage import lineage_card
+    from skintwin.training.tracking import configure_tracking
+
+    paths = _paths(args)
+    configure_tracking(paths.root)
+    name = args.model_name or load_params(paths.params).promote.model_name
+    print(lineage_card(name, alias=args.alias, version=args.version))
+
+
+def _score(args: argparse.Namespace) -> None:
+    from flows.batch_inference import batch_inference_flow
+
+    _print(batch_inference_flow(args.images, args.source, str(_paths(args).root)))
+
+
+def _drift(args: argparse.Namespace) -> None:
+    from flows.drift import drift_flow
+
+    out = drift_flow(args.window_hours, args.source, args.images, str(_paths(args).root))
+    verdict = {"drift_detected": out["result"]["drift_detected"]}
+    _print({k: out[k] for k in ("alert", "report_dir")} | verdict)
+
+
+def _alerts(args: argparse.Namespace) -> None:
+    import time
+
+    from skintwin.errors import SkinTwinError
+    from skintwin.monitoring.alerts import SEVERITY_RANK, recent_alerts
+
+    found = recent_alerts(_paths(args).alerts, time.time() - args.since_hours * 3600)
+    for a in found:
+        print(f"{a['time_iso']}  {a['severity']:8} {a['kind']}: {a['summary']}")
+    if not found:
+        print(f"no alerts in the last {args.since_hours:g} h")
+    worst = max((SEVERITY_RANK[a["severity"]] for a in found), default=-1)
+    if args.fail_on and worst >= SEVERITY_RANK[args.fail_on]:
+        raise SkinTwinError(f"an alert of severity ≥ {args.fail_on} was raised")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from skintwin.serving.app import serve
+
+    serve(args.host, args.port, str(_paths(args).root))
+
+
+def _plane(args: argparse.Namespace) -> None:
+    from skintwin.ops import plane
+
+    p = plane.plane(_paths(args).root)
+    if args.command == "up":
+        _print(plane.up(p, worker=not args.no_worker))
+        print(f"\nexport PREFECT_API_URL={p.prefect_api} MLFLOW_TRACKING_URI={p.mlflow_uri}")
+    elif args.command == "down":
+        print("stopped:", ", ".join(plane.down(p)) or "nothing was running")
+    else:
+        _print(plane.status(p))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from skintwin.ops.demo import print_demo, run_demo
+
+    paths = _paths(args)
+    print_demo(run_demo(paths))
+    _where(args)
+
+
+def _where(args: argparse.Namespace) -> None:
+    from skintwin.ops.demo import where
+
+    print(where(_paths(args)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skintwin", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project-dir", default=argparse.SUPPRESS, help="project (dvc.yaml)")
+    parser.add_argument("--project-dir", help="project folder holding dvc.yaml")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler, text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, parents=[common], help=text, description=text)
+        cmd.set_defaults(handler=handler)
+        return cmd
+
+    train = add("train", _train, "run the training flow: validate → … → register → gate")
+    train.add_argument("--data-path", help="dataset folder (default: params.yaml data.path)")
+    train.add_argument("--force-train", action="store_true", help="retrain even if unchanged")
+    add("promote", _promote, "register the evaluated candidate and apply the gate")
+    lin = add("lineage", _lineage, "print a version's lineage card (default: the champion)")
+    lin.add_argument("--alias", default="champion")
+    lin.add_argument("--version")
+    lin.add_argument("--model-name")
+    score = add("score", _score, "score a folder of images with the champion (batch)")
+    score.add_argument("--images", required=True, help="folder of images")
+    score.add_argument("--source", help="label stored with the predictions (default: folder)")
+    drift = add("drift", _drift, "check production predictions for drift; alert")
+    drift.add_argument("--window-hours", type=float)
+    drift.add_argument("--source")
+    drift.add_argument("--images", help="score this folder first, then check it")
+    al = add("alerts", _alerts, "list recent alerts; optionally fail on a severity")
+    al.add_argument("--since-hours", type=float, default=24.0)
+    al.add_argument("--fail-on", choices=["warning", "critical"])
+    serve = add("serve", _serve, "HTTP inference service on the champion")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    up = add("up", _plane, "start Prefect + MLflow servers, deploy flows, start a worker")
+    up.add_argument("--no-worker", action="store_true")
+    add("down", _plane, "stop what `skintwin up` started")
+    add("status", _plane, "show what `skintwin up` started")
+    add("demo", _demo, "generate data, train, promote, score two batches, check drift")
+    add("where", _where, "print where to look: UIs, reports, registry")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return run_main(lambda: args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The README's main job on the embedded defaults, and where to look afterwards.
+
+Generate the demo dataset and train through the training flow (champion), then generate
+two production-like batches (one from the training distribution, one under darker
+lighting), score each with the batch-inference flow, and run the drift flow on each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from skintwin.project import ProjectPaths
+
+BATCHES = (("batch-normal", "none", 101), ("batch-lighting", "lighting", 102))
+
+
+def run_demo(paths: ProjectPaths, batch_images: int = 80) -> dict:
+    """Returns the training decision and, per batch, the drift verdict and report folder."""
+    from flows.batch_inference import batch_inference_flow
+    from flows.drift import drift_flow
+    from flows.training import training_flow
+    from skintwin.params import load_params
+    from skintwin.steps.generate import run_generate
+
+    root = str(paths.root)
+    training = training_flow(project_dir=root)
+    params = load_params(paths.params)
+    verdicts = {}
+    for source, shift, seed in BATCHES:
+        gen = params.generate.model_copy(update={"n_images": batch_images, "seed": seed})
+        folder = paths.batches / source
+        run_generate(folder, gen, shift=shift, labels=False, workers=params.preprocess.workers)
+        batch_inference_flow(str(folder / "images"), source=source, project_dir=root)
+        drift = drift_flow(source=source, project_dir=root)
+        verdicts[source] = {
+            "shift": shift,
+            "drift": drift["result"]["drift_detected"],
+            "drifted_columns": drift["result"]["drifted_columns"],
+            "alert": drift["alert"]["severity"] if drift["alert"] else None,
+            "report": str(Path(drift["report_dir"]).relative_to(paths.root)),
+        }
+    return {"decision": training["decision"], "batches": verdicts}
+
+
+def print_demo(out: dict) -> None:
+    d = out["decision"]
+    print("\n=== Skin-Twin demo ===")
+    verdict = "promoted" if d["promote"] else "not promoted"
+    print(f"candidate v{d['version']}: {verdict} — {'; '.join(d['reasons'])}")
+    for source, v in out["batches"].items():
+        print(
+            f"{source:15} shift={v['shift']:9} drift={'YES' if v['drift'] else 'no':3} "
+            f"alert={v['alert'] or '-':8} report={v['report']}/drift_report.html"
+        )
+        if v["drifted_columns"]:
+            print(f"{'':15} drifted: {', '.join(v['drifted_columns'])}")
+
+
+def where(paths: ProjectPaths) -> str:
+    """Where to look after a run: the champion, the UIs, reports and stores."""
+    from skintwin.monitoring.store import default_url
+    from skintwin.params import load_params
+    from skintwin.registry.client import alias_version
+    from skintwin.training.tracking import configure_tracking
+
+    uri = configure_tracking(paths.root)
+    name = load_params(paths.params).promote.model_name
+    champ = alias_version(name)
+    champion = f"models:/{name}@champion (version {champ.version})" if champ else "none yet"
+    return f"""
+Champion      : {champion}
+MLflow UI     : make mlflow-ui    -> http://127.0.0.1:5000  (tracking: {uri})
+Prefect UI    : make prefect-ui   -> http://127.0.0.1:4200  (flow runs, task runs, artifacts)
+Test metrics  : reports/evaluate/metrics.json   (dvc metrics show)
+Charts        : reports/evaluate/charts/*.png; dvc plots show -> dvc_plots/index.html
+Data report   : reports/validate/data_report.json
+Lineage       : skintwin lineage
+Batch results : reports/batch/<time>-<source>/predictions.csv
+Drift reports : reports/drift/<time>-<source>/drift_report.html
+Alerts        : .monitoring/alerts/*.json   (skintwin alerts)
+Predictions   : {default_url(paths.root)}"""

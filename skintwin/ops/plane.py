@@ -1,0 +1,182 @@
+"""The local control plane: Prefect server, MLflow server, work pool, deployments, worker.
+
+    skintwin up        # start everything on loopback, deploy prefect.yaml (make up)
+    skintwin down      # stop everything, free the ports (make down)
+    skintwin status
+
+Servers run in the background with their logs and pids under `.ops/`. Ports and stores
+come from the environment, so a team moves to shared servers by configuration only:
+SKINTWIN_PREFECT_PORT (4200), SKINTWIN_MLFLOW_PORT (5000), SKINTWIN_MLFLOW_BACKEND
+(default `sqlite:///<project>/mlflow.db`, e.g. a postgresql:// URL) and
+SKINTWIN_MLFLOW_ARTIFACTS (default `<project>/mlartifacts`, e.g. s3://bucket/mlflow).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from skintwin.errors import SkinTwinError
+from skintwin.ops.processes import alive, bin_path, stop_group, wait_http
+from skintwin.project import ProjectPaths
+
+POOL = "skin-twin-local"
+
+
+@dataclass(frozen=True)
+class Plane:
+    """Where the control plane of a project lives."""
+
+    root: Path
+    prefect_port: int
+    mlflow_port: int
+
+    @property
+    def state(self) -> Path:
+        return ProjectPaths(self.root).ops_state
+
+    @property
+    def prefect_api(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    def env(self) -> dict[str, str]:
+        """The environment of every command and of the worker's flow runs."""
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env.update(
+            {
+                "PREFECT_API_URL": self.prefect_api,
+                "PREFECT_SERVER_API_PORT": str(self.prefect_port),
+                "PREFECT_UI_API_URL": self.prefect_api,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "MLFLOW_TRACKING_URI": self.mlflow_uri,
+                "SKINTWIN_HOME": str(self.root),
+            }
+        )
+        env["PREFECT_HOME"] = str(ProjectPaths(self.root).prefect_home)  # not the user's
+        return env
+
+
+def plane(root: Path, prefect_port: int | None = None, mlflow_port: int | None = None) -> Plane:
+    return Plane(
+        root.resolve(),
+        prefect_port or int(os.environ.get("SKINTWIN_PREFECT_PORT", 4200)),
+        mlflow_port or int(os.environ.get("SKINTWIN_MLFLOW_PORT", 5000)),
+    )
+
+
+def _spawn(p: Plane, name: str, cmd: list[str]) -> int:
+    p.state.mkdir(parents=True, exist_ok=True)
+    log = (p.state / f"{name}.log").open("ab")
+    proc = subprocess.Popen(
+        cmd, cwd=p.root, env=p.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )  # its own process group: stop kills all
+    (p.state / f"{name}.pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def _wait(url: str, timeout: float, name: str, p: Plane) -> None:
+    try:
+        wait_http(url, timeout)
+    except SkinTwinError as exc:
+        raise SkinTwinError(f"{name}: {exc}; see {p.state / (name + '.log')}") from None
+
+
+def _run(p: Plane, *cmd: str) -> str:
+    proc = subprocess.run(list(cmd), cwd=p.root, env=p.env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SkinTwinError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+def start_servers(p: Plane) -> None:
+    """Prefect and MLflow servers on loopback, healthy when this returns."""
+    paths = ProjectPaths(p.root)
+    backend = os.environ.get("SKINTWIN_MLFLOW_BACKEND", f"sqlite:///{paths.mlflow_db}")
+    artifacts = os.environ.get("SKINTWIN_MLFLOW_ARTIFACTS", str(paths.mlartifacts))
+    _spawn(
+        p,
+        "prefect-server",
+        [
+            bin_path("prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(p.prefect_port),
+        ],
+    )
+    _spawn(
+        p,
+        "mlflow-server",
+        [
+            bin_path("mlflow"),
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--artifacts-destination",
+            artifacts,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(p.mlflow_port),
+            "--workers",
+            "1",
+        ],
+    )
+    _wait(f"{p.prefect_api}/health", 120, "prefect-server", p)
+    _wait(f"{p.mlflow_uri}/health", 120, "mlflow-server", p)
+
+
+def deploy(p: Plane) -> None:
+    """Create the process work pool (if missing) and deploy every prefect.yaml deployment."""
+    pools = _run(p, bin_path("prefect"), "work-pool", "ls")
+    if POOL not in pools:
+        _run(p, bin_path("prefect"), "work-pool", "create", POOL, "--type", "process")
+    _run(p, bin_path("prefect"), "--no-prompt", "deploy", "--all")
+
+
+def start_worker(p: Plane) -> None:
+    _spawn(p, "worker", [bin_path("prefect"), "worker", "start", "--pool", POOL])
+
+
+def up(p: Plane, worker: bool = True) -> dict:
+    start_servers(p)
+    deploy(p)
+    if worker:
+        start_worker(p)
+    return status(p)
+
+
+def down(p: Plane) -> list[str]:
+    """Stop every process `up` started (worker first); returns their names."""
+    stopped = []
+    for name in ("worker", "prefect-server", "mlflow-server"):
+        pid_file = p.state / f"{name}.pid"
+        if not pid_file.is_file():
+            continue
+        stop_group(int(pid_file.read_text()))
+        pid_file.unlink(missing_ok=True)
+        stopped.append(name)
+    return stopped
+
+
+def status(p: Plane) -> dict:
+    out = {
+        "prefect_ui": f"http://127.0.0.1:{p.prefect_port}",
+        "mlflow_ui": p.mlflow_uri,
+        "work_pool": POOL,
+    }
+    for name in ("prefect-server", "mlflow-server", "worker"):
+        pid_file = p.state / f"{name}.pid"
+        running = pid_file.is_file() and alive(int(pid_file.read_text()))
+        out[name] = "running" if running else "stopped"
+    return out

@@ -1,0 +1,1 @@
+"""Registry: the MLflow model registry, lineage, the promotion gate and promotion itself."""

@@ -1,0 +1,143 @@
+"""The MLflow model registry: log and register versions, look up aliases, fetch weights.
+
+Aliases, not stages: `champion` is production, `challenger` the latest candidate. This is
+the only module that writes to the registry; promotion decides what it writes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from skintwin.errors import SkinTwinError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+# What the pyfunc imports, pinned to the versions that produced the model.
+_REQUIREMENTS = (
+    "ultralytics",
+    "torch",
+    "torchvision",
+    "opencv-python-headless",
+    "numpy",
+    "pandas",
+    "pillow",
+    "pyyaml",
+    "pydantic",
+)
+
+
+def client():
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def pinned_requirements() -> list[str]:
+    """`name==version` for each runtime dependency installed here (unpinned if absent)."""
+    out = []
+    for dist in _REQUIREMENTS:
+        try:
+            out.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            out.append(dist)
+    return out
+
+
+def find_version(name: str, run_id: str):
+    """The version already registered from this training run, if any."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client().search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    except MlflowException:  # registered model not created yet
+        return None
+    return max(found, key=lambda v: int(v.version)) if found else None
+
+
+def alias_version(name: str, alias: str = CHAMPION):
+    """The model version behind `alias`, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def get_version(name: str, version: str):
+    """A model version; a clear error when it does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_model_version(name, str(version))
+    except MlflowException:
+        raise SkinTwinError(f"model '{name}' has no version {version}") from None
+
+
+def log_and_register(weights: Path, run_id: str, name: str, tags: dict[str, str]) -> str:
+    """Log `weights` as a pyfunc model in run `run_id`, register it, tag it, alias it
+    `challenger`. Returns the new version number (a string, as MLflow gives it)."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    if not Path(weights).is_file():
+        raise SkinTwinError(f"{weights}: weights file not found")
+    signature = ModelSignature(
+        inputs=None,
+        params=ParamSchema([ParamSpec("conf", "double", 0.25), ParamSpec("imgsz", "long", 0)]),
+    )
+    package = Path(__file__).resolve().parents[1]
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # MLflow suggests type hints and an input example; our inputs are images of any kind.
+        warnings.simplefilter("ignore", UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(package / "model" / "mlflow_entry.py"),
+            artifacts={"weights": str(weights)},
+            code_paths=[str(package)],
+            registered_model_name=name,
+            signature=signature,
+            pip_requirements=pinned_requirements(),
+        )
+    new = str(info.registered_model_version)
+    mlflow_client = client()
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(name, new, key, str(value)[:4900])
+    mlflow_client.set_registered_model_alias(name, CHALLENGER, new)
+    return new
+
+
+def download_version(name: str, version: str, dst: Path) -> Path:
+    """Download a registered version's model folder (MLmodel, artifacts, code) into `dst`."""
+    import mlflow
+
+    return Path(
+        mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(dst))
+    )
+
+
+def version_weights(name: str, version: str, dst: Path) -> Path:
+    """Download a registered version and return its YOLO weights file."""
+    found = sorted(download_version(name, version, dst).rglob("*.pt"))
+    if not found:
+        raise SkinTwinError(f"models:/{name}/{version} holds no .pt weights")
+    return found[0]
+
+
+def record_decision(name: str, version: str, record: dict, promote: bool) -> None:
+    """Tags and a JSON artifact with the gate's decision; moves `champion` only on a pass."""
+    mlflow_client = client()
+    mv = mlflow_client.get_model_version(name, version)
+    mlflow_client.log_dict(mv.run_id, record, f"promotion/decision-v{version}.json")
+    tags = {
+        "gate.decision": "promoted" if promote else "rejected",
+        "gate.reasons": "; ".join(record["reasons"]),
+    }
+    if record.get("champion_version"):
+        tags["gate.compared_to"] = str(record["champion_version"])
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(name, version, key, value[:4900])
+    if promote:
+        mlflow_client.set_registered_model_alias(name, CHAMPION, version)

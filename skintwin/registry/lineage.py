@@ -1,0 +1,71 @@
+"""Lineage: where a version came from (code, data, params, runs), and its readable card."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from skintwin.project import ProjectPaths
+from skintwin.registry.client import CHAMPION, alias_version, get_version
+
+
+def _git(root: Path, *args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def collect_lineage(paths: ProjectPaths, run_id: str, flow_run_id: str | None = None) -> dict:
+    """Code, data and model hashes, params and run ids of a candidate."""
+    lock = yaml.safe_load(paths.dvc_lock.read_text()) if paths.dvc_lock.exists() else {}
+    stages = (lock or {}).get("stages", {})
+
+    def out_md5(stage: str) -> str:
+        outs = stages.get(stage, {}).get("outs", [])
+        return outs[0].get("md5", "") if outs else ""
+
+    params = yaml.safe_load(paths.params.read_text()) if paths.params.exists() else {}
+    return {
+        "git_commit": _git(paths.root, "rev-parse", "HEAD") or "none",
+        "git_dirty": str(bool(_git(paths.root, "status", "--porcelain", "--untracked-files=no"))),
+        "dvc_data_md5": out_md5("preprocess"),
+        "dvc_model_md5": out_md5("train"),
+        "mlflow_run_id": run_id,
+        "prefect_flow_run_id": flow_run_id or "",
+        "params": json.dumps(params, sort_keys=True),
+    }
+
+
+def lineage_card(name: str, alias: str | None = CHAMPION, version: str | None = None) -> str:
+    """A readable card: version, aliases, decision, metrics and where it came from."""
+    from skintwin.errors import SkinTwinError
+
+    mv = get_version(name, version) if version else alias_version(name, alias)
+    if mv is None:
+        raise SkinTwinError(f"model '{name}' has no version with alias '{alias}'")
+    tags = mv.tags
+    params = json.loads(tags.get("lineage.params", "{}") or "{}")
+    metrics = ", ".join(
+        f"{k.removeprefix('metric.test.')}={v}"
+        for k, v in sorted(tags.items())
+        if k.startswith("metric.test.") and k.count(".") == 2
+    )
+    lines = [
+        f"{name} v{mv.version}  aliases: {', '.join(mv.aliases) or '-'}",
+        f"  decision   : {tags.get('gate.decision', '-')} — {tags.get('gate.reasons', '')}",
+        f"  metrics    : {metrics}",
+        f"  git commit : {tags.get('lineage.git_commit')}"
+        f" (dirty: {tags.get('lineage.git_dirty')})",
+        f"  data (DVC) : md5 {tags.get('lineage.dvc_data_md5')}",
+        f"  model (DVC): md5 {tags.get('lineage.dvc_model_md5')}",
+        f"  MLflow run : {tags.get('lineage.mlflow_run_id')}",
+        f"  Prefect run: {tags.get('lineage.prefect_flow_run_id') or '-'}",
+        f"  train      : {json.dumps(params.get('train', {}), sort_keys=True)}",
+        f"  data.path  : {params.get('data', {}).get('path', '-')}",
+    ]
+    return "\n".join(lines)

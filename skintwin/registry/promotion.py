@@ -1,0 +1,167 @@
+"""Registration and promotion: the one path every candidate takes into the registry.
+
+The training flow and `skintwin promote` register the candidate that the evaluate stage
+left in the project; the application's `register_yolo_model` registers a `.pt` trained
+elsewhere after evaluating it here. Both go through `_register`, then `_gate`, which
+evaluates the champion now on the same test split and moves `champion` only on a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+from skintwin.errors import SkinTwinError
+from skintwin.params import Params, load_params
+from skintwin.project import ProjectPaths
+from skintwin.registry import client
+from skintwin.registry.gate import decide
+from skintwin.registry.lineage import collect_lineage
+from skintwin.training.evaluation import Evaluation, evaluate_weights
+from skintwin.training.tracking import (
+    TRAINING_EXPERIMENT,
+    configure_tracking,
+    experiment_id,
+    log_evaluation,
+    unreachable_as_error,
+)
+
+log = logging.getLogger(__name__)
+
+
+def run_record(paths: ProjectPaths) -> dict:
+    """The train stage's record: MLflow run id and weights path."""
+    if not paths.run_record.is_file():
+        raise SkinTwinError(f"{paths.run_record}: missing; run `dvc repro train` first")
+    return json.loads(paths.run_record.read_text())
+
+
+def register(
+    paths: ProjectPaths, evaluation: Evaluation | None = None, flow_run_id: str | None = None
+) -> dict:
+    """Register the evaluated candidate (idempotent: one version per training run).
+
+    Returns:
+        {"version", "new", "run_id", "decision"} (decision: an earlier gate's, or None).
+    """
+    with unreachable_as_error(configure_tracking(paths.root)):
+        params = load_params(paths.params)
+        record = run_record(paths)
+        evaluation = evaluation or Evaluation.read(paths.metrics)
+        weights = paths.train_dir / record["weights"]
+        return _register(paths, params, weights, record["run_id"], evaluation, flow_run_id)
+
+
+def gate(paths: ProjectPaths, candidate: dict, evaluation: Evaluation | None = None) -> dict:
+    """Apply the promotion gate to a registered candidate (once per version)."""
+    with unreachable_as_error(configure_tracking(paths.root)):
+        params = load_params(paths.params)
+        if not candidate["new"] and candidate["decision"]:
+            log.info("version %s already gated: %s", candidate["version"], candidate["decision"])
+            return {
+                "promote": candidate["decision"] == "promoted",
+                "version": candidate["version"],
+                "reasons": [f"already decided: {candidate['decision']}"],
+                "repeat": True,
+            }
+        return _gate(
+            paths, params, candidate["version"], evaluation or Evaluation.read(paths.metrics)
+        )
+
+
+def register_external(
+    paths: ProjectPaths,
+    weights: Path,
+    reported: dict | None = None,
+    tags: dict | None = None,
+    model_name: str | None = None,
+) -> dict:
+    """Evaluate a `.pt` trained elsewhere on this project's test split, then register and
+    gate it like any candidate. `reported` metrics are recorded, never trusted.
+
+    Returns:
+        {"version", "decision": {...}, "evaluation": Evaluation}.
+    """
+    import mlflow
+
+    params = load_params(paths.params)
+    if model_name:
+        params = params.model_copy(
+            update={"promote": params.promote.model_copy(update={"model_name": model_name})}
+        )
+    if not Path(weights).is_file():
+        raise SkinTwinError(f"{weights}: model file not found")
+    if not paths.reference_features.is_file():
+        raise SkinTwinError(f"{paths.processed}: no test split; run `dvc repro preprocess` first")
+    with unreachable_as_error(configure_tracking(paths.root)):
+        evaluation = evaluate_weights(
+            weights, paths.processed, params.evaluate, params.train.device
+        )
+        with mlflow.start_run(
+            experiment_id=experiment_id(TRAINING_EXPERIMENT, paths.root),
+            run_name=f"external-{Path(weights).stem}",
+            tags={"skintwin.source": "external", **(tags or {})},
+        ) as run:
+            numbers = {k: v for k, v in (reported or {}).items() if isinstance(v, int | float)}
+            mlflow.log_metrics({f"reported.{k}": float(v) for k, v in numbers.items()})
+            mlflow.log_dict(evaluation.metrics_doc(), "evaluation/metrics.json")
+        log_evaluation(run.info.run_id, evaluation.flat())
+        candidate = _register(
+            paths, params, Path(weights), run.info.run_id, evaluation, None, Path(weights).name
+        )
+        decision = _gate(paths, params, candidate["version"], evaluation)
+    return {"version": candidate["version"], "decision": decision, "evaluation": evaluation}
+
+
+def _register(
+    paths: ProjectPaths,
+    params: Params,
+    weights: Path,
+    run_id: str,
+    evaluation: Evaluation,
+    flow_run_id: str | None,
+    source_weights: str | None = None,
+) -> dict:
+    name = params.promote.model_name
+    existing = client.find_version(name, run_id)
+    if existing is not None:
+        log.info("candidate of run %s is already version %s", run_id, existing.version)
+        return {
+            "version": existing.version,
+            "new": False,
+            "run_id": run_id,
+            "decision": existing.tags.get("gate.decision"),
+        }
+    lineage = collect_lineage(paths, run_id, flow_run_id)
+    if source_weights:
+        lineage["source_weights"] = source_weights
+    tags = {f"lineage.{k}": str(v) for k, v in lineage.items()}
+    tags |= {f"metric.{k}": str(v) for k, v in evaluation.flat().items()}
+    version = client.log_and_register(weights, run_id, name, tags)
+    log.info("registered %s version %s (alias %s)", name, version, client.CHALLENGER)
+    return {"version": version, "new": True, "run_id": run_id, "decision": None}
+
+
+def _gate(paths: ProjectPaths, params: Params, version: str, evaluation: Evaluation) -> dict:
+    name = params.promote.model_name
+    champ = client.alias_version(name, client.CHAMPION)
+    champion_eval = None
+    if champ is not None and str(champ.version) != str(version):
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = client.version_weights(name, champ.version, Path(tmp))
+            champion_eval = evaluate_weights(
+                weights, paths.processed, params.evaluate, params.train.device
+            )
+    decision = decide(evaluation, champion_eval, params.promote)
+    record = {
+        **decision.as_dict(),
+        "version": version,
+        "champion_version": champ.version if champ else None,
+        "champion_eval": champion_eval.metrics_doc() if champion_eval else None,
+    }
+    client.record_decision(name, version, record, decision.promote)
+    verdict = "PROMOTED to champion" if decision.promote else "not promoted"
+    log.info("version %s %s: %s", version, verdict, "; ".join(decision.reasons))
+    return {**decision.as_dict(), "version": version, "repeat": False}

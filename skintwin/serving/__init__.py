@@ -1,0 +1,1 @@
+"""Serving: the model loader the application and the service share, and the HTTP service."""

@@ -1,0 +1,75 @@
+"""The HTTP inference service for the Skin-Twin-AI application.
+
+    skintwin serve --port 8080          # the registry's champion, hot-reloaded when it moves
+
+POST /predict (multipart `file` or raw image bytes; `?conf=`), POST /predict/batch
+(multipart `files`), GET /health, GET /metrics (Prometheus text), POST /reload, and the
+OpenAPI schema at /openapi.json. Uploads are checked from their bytes (type, size, pixel
+count, decodability) before any inference; a bad request gets a 4xx JSON error. Every
+prediction is logged through the monitor after the response is sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from skintwin.serving.routes import router
+from skintwin.serving.settings import Settings
+from skintwin.serving.state import ServiceState
+from skintwin.serving.uploads import BadImage
+
+
+def create_app(
+    settings: Settings | None = None,
+    project_dir: str | Path | None = None,
+    store_url: str | None = None,
+) -> FastAPI:
+    """Build the service: load the model and open the prediction store first."""
+    state = ServiceState(settings or Settings.from_env(), project_dir, store_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=state.poll_registry, name="reload", daemon=True).start()
+        yield
+        state.stop.set()
+        state.monitor.flush()
+
+    app = FastAPI(
+        title="Skin-Twin inference",
+        version="1",
+        description="Skin-lesion detection with the registry's champion.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    app.include_router(router)
+    app.add_exception_handler(BadImage, _refused)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    return app
+
+
+async def _refused(request: Request, exc: BadImage) -> JSONResponse:
+    request.app.state.service.metrics.requests.labels(request.url.path, str(exc.status)).inc()
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's validation errors, in the service's one error shape, naming the field."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+        for e in exc.errors()
+    )
+    return await _refused(request, BadImage(422, problems))
+
+
+def serve(host: str = "127.0.0.1", port: int = 8080, project_dir: str | None = None) -> None:
+    """Run the service with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(project_dir=project_dir), host=host, port=port, log_level="info")

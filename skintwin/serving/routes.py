@@ -1,0 +1,114 @@
+"""The service's routes: predict one image or a batch, health, metrics, reload."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi.responses import PlainTextResponse
+from prometheus_client import generate_latest
+
+from skintwin.serving.state import ServiceState
+from skintwin.serving.uploads import BadImage, check_image, read_uploads
+
+router = APIRouter()
+Conf = Annotated[
+    float | None, Query(gt=0, lt=1, description="confidence threshold (default 0.25)")
+]
+
+
+def _state(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+async def _serve(
+    request: Request, background: BackgroundTasks, conf: float | None, field: str
+) -> tuple[list[dict], object, float]:
+    """Check the uploads, predict, and log after the response: (predictions, model, ms)."""
+    state = _state(request)
+    start = time.perf_counter()
+    blobs = await read_uploads(request, field, state.settings)
+    images = [check_image(b, state.settings) for b in blobs]
+    model = state.holder.model  # one model for the whole request, even if a reload happens
+    threshold = conf if conf is not None else state.settings.conf
+    loop = asyncio.get_running_loop()
+    try:
+        preds = await asyncio.wait_for(
+            loop.run_in_executor(None, lambda: model.predict(images, conf=threshold)),
+            timeout=state.settings.timeout_s,
+        )
+    except TimeoutError:
+        raise BadImage(504, f"inference took longer than {state.settings.timeout_s} s") from None
+    ms = (time.perf_counter() - start) * 1000
+    background.add_task(_log, state, preds, images, model, ms / len(images))
+    state.metrics.requests.labels(request.url.path, "200").inc()
+    state.metrics.latency.labels(request.url.path).observe(ms / 1000)
+    return preds, model, ms
+
+
+def _log(state: ServiceState, preds: list[dict], images: list[np.ndarray], model, ms: float):
+    for pred, image in zip(preds, images, strict=True):
+        state.monitor.log_prediction(
+            pred,
+            image,
+            latency_ms=ms,
+            source="service",
+            model_name=model.name,
+            model_version=model.version,
+        )
+
+
+@router.post("/predict")
+async def predict(request: Request, background: BackgroundTasks, conf: Conf = None) -> dict:
+    """Detections for one image (multipart `file` or the raw body)."""
+    preds, model, ms = await _serve(request, background, conf, "file")
+    return {**preds[0], "model": model.name, "version": model.version, "latency_ms": round(ms, 2)}
+
+
+@router.post("/predict/batch")
+async def predict_batch(request: Request, background: BackgroundTasks, conf: Conf = None) -> dict:
+    """Detections for several images (multipart `files`)."""
+    preds, model, ms = await _serve(request, background, conf, "files")
+    return {
+        "results": preds,
+        "model": model.name,
+        "version": model.version,
+        "latency_ms": round(ms, 2),
+    }
+
+
+@router.get("/health")
+def health(request: Request) -> dict:
+    state = _state(request)
+    try:
+        state.monitor.store.count()
+        store_ok = True
+    except Exception:
+        store_ok = False
+    m = state.holder.model
+    return {
+        "status": "ok" if store_ok else "degraded",
+        "model_loaded": True,
+        "model": m.name,
+        "version": m.version,
+        "source": m.source,
+        "store_reachable": store_ok,
+    }
+
+
+@router.post("/reload")
+def reload(request: Request) -> dict:
+    holder = _state(request).holder
+    return {"reloaded": holder.reload_if_moved(), "version": holder.model.version}
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request) -> PlainTextResponse:
+    state = _state(request)
+    state.metrics.model_info.clear()
+    state.metrics.model_info.labels(state.holder.model.name, state.holder.model.version).set(1)
+    body = generate_latest(state.metrics.registry).decode()
+    return PlainTextResponse(body, media_type="text/plain; version=0.0.4")

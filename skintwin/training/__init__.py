@@ -1,0 +1,1 @@
+"""Training: evaluation on the test split, detection metrics, MLflow tracking set-up."""

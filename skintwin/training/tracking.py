@@ -1,0 +1,94 @@
+"""MLflow set-up shared by the steps, the registry and monitoring: where runs and models go,
+and the one way evaluation results are logged."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from skintwin.project import ProjectPaths
+
+TRAINING_EXPERIMENT = "skin-twin-training"
+MONITORING_EXPERIMENT = "skin-twin-monitoring"
+
+
+def configure_tracking(root: Path) -> str:
+    """Use $MLFLOW_TRACKING_URI, else the embedded default `sqlite:///<root>/mlflow.db`."""
+    import mlflow
+
+    default = f"sqlite:///{ProjectPaths(Path(root).resolve()).mlflow_db}"
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or default
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def experiment_id(name: str, root: Path) -> str:
+    """The experiment's id, creating it with a project-local artifact root when embedded."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if client.tracking_uri.startswith("sqlite:"):
+        location = ProjectPaths(Path(root).resolve()).mlartifacts.as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def clean_key(key: str) -> str:
+    """An MLflow-safe metric name: 'metrics/mAP50(B)' -> 'metrics/mAP50'."""
+    return re.sub(r"[^\w\-./ ]", "", key.replace("(B)", ""))
+
+
+def flatten(prefix: str, value: object) -> dict[str, object]:
+    """Nested dicts to dotted keys: {'train': {'epochs': 3}} -> {'train.epochs': 3}."""
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for k, v in value.items():
+            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: value}
+
+
+@contextmanager
+def unreachable_as_error(uri: str) -> Iterator[None]:
+    """Turn a tracking server that stays unreachable (after MLflow's own retries) into a
+    SkinTwinError that names it; other MLflow errors pass through."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    from skintwin.errors import SkinTwinError
+
+    try:
+        yield
+    except requests.exceptions.RequestException as exc:
+        raise SkinTwinError(f"MLflow tracking server {uri} is unreachable: {exc}") from None
+    except MlflowException as exc:
+        if "API request" not in str(exc) and "Max retries" not in str(exc):
+            raise
+        raise SkinTwinError(
+            f"MLflow tracking server {uri} is unreachable: {str(exc).splitlines()[0][:300]}"
+        ) from None
+
+
+def log_evaluation(run_id: str, metrics: dict[str, float], report_dir: Path | None = None) -> None:
+    """Log test metrics (already named, e.g. `test.mAP50`) and the report files to a run.
+
+    The evaluate stage and the registration of an external `.pt` both call this, so every
+    version's run carries the same metric names.
+    """
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({clean_key(k): float(v) for k, v in metrics.items()})
+        if report_dir is None:
+            return
+        for path in sorted(p for p in Path(report_dir).rglob("*") if p.is_file()):
+            folder = path.parent.relative_to(report_dir).as_posix()
+            mlflow.log_artifact(
+                str(path), artifact_path="evaluation" + ("" if folder == "." else f"/{folder}")
+            )

@@ -1,0 +1,108 @@
+"""Registry rules decided without training: metric names, the "already decided" branch,
+the lineage card, pinned requirements. Real MLflow on a temporary SQLite file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+
+from skintwin.project import ProjectPaths
+from skintwin.registry import client, promotion
+from skintwin.registry.lineage import lineage_card
+from skintwin.training.evaluation import Evaluation
+from tests.conftest import REPO
+
+NAME = "skin-twin-detector"
+
+
+@pytest.fixture
+def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return client.client()
+
+
+def _version(registry, tags: dict[str, str], aliases: tuple[str, ...] = ()) -> str:
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):  # created by an earlier call
+        registry.create_registered_model(NAME)
+    source = Path(registry.tracking_uri.removeprefix("sqlite:///")).parent.as_uri()
+    mv = registry.create_model_version(NAME, source=source, tags=tags)
+    for alias in aliases:
+        registry.set_registered_model_alias(NAME, alias, mv.version)
+    return mv.version
+
+
+def test_one_metric_name_scheme() -> None:
+    e = Evaluation(
+        {"images": 10, "mAP50": 0.9, "mAP50-95": 0.6},
+        {"acne": {"instances": 4, "mAP50": 0.8}},
+        {"dark": {"images": 5, "mAP50": 0.7}},
+    )
+    assert e.flat() == {
+        "test.images": 10.0,
+        "test.mAP50": 0.9,
+        "test.mAP50-95": 0.6,
+        "test.class.acne.instances": 4.0,
+        "test.class.acne.mAP50": 0.8,
+        "test.group.dark.images": 5.0,
+        "test.group.dark.mAP50": 0.7,
+    }
+    assert Evaluation.from_metrics_doc(json.loads(json.dumps(e.metrics_doc()))) == e
+
+
+def test_already_decided_candidate_is_not_gated_again(registry) -> None:
+    v = _version(registry, {"gate.decision": "rejected"})
+    candidate = {"version": v, "new": False, "run_id": "r", "decision": "rejected"}
+    out = promotion.gate(ProjectPaths(REPO), candidate)
+    assert out == {
+        "promote": False,
+        "version": v,
+        "reasons": ["already decided: rejected"],
+        "repeat": True,
+    }
+    assert client.alias_version(NAME, client.CHAMPION) is None  # nothing moved
+
+
+def test_lineage_card_shows_version_decision_and_origin(registry) -> None:
+    tags = {
+        "gate.decision": "promoted",
+        "gate.reasons": "mAP50 0.9 reaches the floor 0.5",
+        "metric.test.mAP50": "0.9",
+        "metric.test.group.dark.mAP50": "0.7",
+        "lineage.git_commit": "abc123",
+        "lineage.git_dirty": "False",
+        "lineage.dvc_data_md5": "d41d8",
+        "lineage.prefect_flow_run_id": "flow-1",
+        "lineage.params": json.dumps({"train": {"epochs": 30}, "data": {"path": "data/demo"}}),
+    }
+    v = _version(registry, tags, aliases=("champion",))
+    card = lineage_card(NAME)
+    assert card.startswith(f"{NAME} v{v}  aliases: champion")
+    assert "promoted — mAP50 0.9 reaches the floor 0.5" in card
+    assert "metrics    : mAP50=0.9\n" in card  # the overall figures, not every slice
+    assert "abc123" in card and "flow-1" in card and '{"epochs": 30}' in card
+    assert "data.path  : data/demo" in card
+
+
+def test_lineage_of_a_missing_version_is_a_clear_error(registry) -> None:
+    from skintwin.errors import SkinTwinError
+
+    _version(registry, {})
+    with pytest.raises(SkinTwinError, match="has no version 999"):
+        lineage_card(NAME, version="999")
+    with pytest.raises(SkinTwinError, match="no version with alias 'champion'"):
+        lineage_card(NAME)
+
+
+def test_requirements_are_pinned() -> None:
+    pins = client.pinned_requirements()
+    assert any(p.startswith("ultralytics==") for p in pins)
+    assert all("==" in p for p in pins if not p.startswith("opencv"))
