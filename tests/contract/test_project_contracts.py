@@ -58,14 +58,15 @@ def test_stage_sections_match_params_sections() -> None:
 
 
 # Core plumbing does not change what a stage computes: errors, atomic writes, process
-# set-up, where files live, and the typed params loader (the values themselves are
-# tracked by `params:`).
+# set-up, where files live, masking of secrets, and the typed params loader (the values
+# themselves are tracked by `params:`).
 PLUMBING = {
     "skintwin/errors.py",
     "skintwin/io.py",
     "skintwin/runtime.py",
     "skintwin/params.py",
     "skintwin/project.py",
+    "skintwin/redact.py",
 }
 
 
@@ -176,3 +177,12 @@ def test_a_dep_missing_from_the_closure_is_caught() -> None:
     assert [m for m in sorted(closure - PLUMBING) if not _covered(m, deps)] == [
         "skintwin/data/dataset.py"
     ]
+
+
+def test_dvc_remote_lies_inside_the_project() -> None:
+    """`dvc push` must not write outside the project (the default remote is local)."""
+    from skintwin.ops.scratch import dvc
+
+    listed = dvc("remote", "list", cwd=REPO).stdout.split()
+    url = Path(listed[1])
+    assert url.is_absolute() and REPO.resolve() in url.resolve().parents, url
