@@ -130,10 +130,9 @@ def _logging(work: Path, s: dict) -> list[Row]:
 
 def _drift(work: Path, s: dict) -> list[Row]:
     from skintwin.monitoring.drift import run_drift
-    from skintwin.monitoring.records import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS
     from skintwin.monitoring.store import PredictionStore
     from skintwin.ops.scratch import SOURCE
-    from skintwin.params import load_params
+    from skintwin.params import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS, load_params
 
     store = PredictionStore(f"sqlite:///{work / 'drift.db'}")
     n = s["drift_rows"]

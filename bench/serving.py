@@ -35,10 +35,10 @@ def _bare_latencies(weights: Path, images: list[bytes], n: int, imgsz: int) -> l
     """Milliseconds per plain Ultralytics `model.predict`, the service's baseline."""
     from ultralytics import YOLO
 
-    from skintwin.data.features import load_rgb
+    from skintwin.data.images import decode_image
 
     model = YOLO(str(weights))
-    arrays = [load_rgb(b)[..., ::-1] for b in images]
+    arrays = [decode_image(b)[..., ::-1] for b in images]
     model.predict(arrays[0], imgsz=imgsz, verbose=False)  # warm-up
     out = []
     for i in range(n):

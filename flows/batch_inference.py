@@ -7,18 +7,17 @@ python -m flows.batch_inference --images data/batches/today   # the same
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from prefect import flow
 
 from skintwin.params import load_params
 from skintwin.project import ProjectPaths
 from tasks.monitoring_tasks import (
+    check_batch,
+    commit_batch,
     load_model,
     publish_batch_summary,
     score_images,
-    timestamp,
-    write_batch_results,
 )
 
 
@@ -28,6 +27,7 @@ def batch_inference_flow(
     source: str | None = None,
     project_dir: str | None = None,
     alias: str = "champion",
+    batch_id: str | None = None,
 ) -> dict:
     """Score `images_dir`; results under reports/batch/<time>-<source>/.
 
@@ -35,15 +35,17 @@ def batch_inference_flow(
         images_dir: folder of images (searched recursively).
         source: label stored with each prediction (default: the folder's name).
         alias: registry alias of the model to use.
+        batch_id: id of this batch (default: derived from the source and the files); a
+            rerun with the same id replaces the earlier run's predictions.
     """
     paths = ProjectPaths.find(project_dir)
     root = str(paths.root)
     params = load_params(paths.params).monitor
-    source = source or Path(images_dir).name
+    batch = check_batch(images_dir, source, batch_id)
     model = load_model(root, alias=alias)
-    rows = score_images(root, model, images_dir, source, params)
-    summary = write_batch_results(rows, str(paths.batch_reports / f"{timestamp()}-{source}"))
-    publish_batch_summary(summary, model, source)
+    rows = score_images(model, batch, params)
+    summary = commit_batch(root, batch, rows)
+    publish_batch_summary(summary, model, batch.source)
     return summary
 
 

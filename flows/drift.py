@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from prefect import flow
 from prefect.logging import get_run_logger
 
 from flows.training import training_flow
+from skintwin.errors import SkinTwinError
 from skintwin.params import load_params
-from skintwin.project import ProjectPaths
+from skintwin.project import ProjectPaths, inside, safe_name
 from tasks.deployments import start_deployment
 from tasks.monitoring_tasks import (
     build_reference,
+    check_batch,
     check_drift,
     collect_current,
+    commit_batch,
     load_model,
     log_drift_to_mlflow,
     publish_drift_summary,
@@ -54,14 +56,16 @@ def drift_flow(
     paths = ProjectPaths.find(project_dir)
     root = str(paths.root)
     params = load_params(paths.params).monitor
+    window = check_window(window_hours, params.window_hours)
+    subject = safe_name(source, "source") if source else "all"
+    batch = check_batch(images_dir, source, None) if images_dir else None
     model = load_model(root)
-    if images_dir:
-        source = source or Path(images_dir).name
-        score_images(root, model, images_dir, source, params)
-    subject = source or "all"
+    if batch is not None:
+        commit_batch(root, batch, score_images(model, batch, params), with_report=False)
+        subject = source = batch.source
     reference = build_reference(root, model, params)
-    current = collect_current(root, window_hours or params.window_hours, source, model.name)
-    out_dir = str(paths.drift_reports / f"{timestamp()}-{subject}")
+    current = collect_current(root, window, source, model.name)
+    out_dir = str(inside(paths.drift_reports, f"{timestamp()}-{subject}"))
     result = check_drift(reference, current, params, out_dir)
     alert = raise_drift_alert(root, result, params, subject)
     log_drift_to_mlflow(root, result, subject, out_dir)
@@ -73,6 +77,15 @@ def drift_flow(
         "drift verdict for %s: %s (report %s)", subject, result["drift_detected"], out_dir
     )
     return {"result": result, "alert": alert, "report_dir": out_dir, "retraining": retraining}
+
+
+def check_window(window_hours: float | None, default: float) -> float:
+    """The window to read, in hours: the default when not given, else a positive number."""
+    if window_hours is None:
+        return default
+    if not (isinstance(window_hours, int | float) and 0 < window_hours <= 24 * 366):
+        raise SkinTwinError(f"window_hours: {window_hours!r} is not 0 < hours ≤ 8784")
+    return float(window_hours)
 
 
 def _retrain(root: str) -> dict:

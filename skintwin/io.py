@@ -1,4 +1,5 @@
-"""Atomic writes: an output is either complete or absent, never half-written."""
+"""Atomic writes: an output is either complete or absent, never half-written, and a
+step's output folder never replaces a folder it does not own."""
 
 from __future__ import annotations
 
@@ -6,25 +7,67 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from skintwin.errors import SkinTwinError
+
+MARKER = ".skintwin-output"  # written into every step output: which step owns the folder
+
+
+def check_output_dir(target: Path, owner: str, inputs: Sequence[Path] = ()) -> Path:
+    """The resolved `target`, if a step named `owner` may replace it.
+
+    Refused: a folder that holds one of `inputs` or lies inside one, and a folder that is
+    not empty and not an earlier output of the same step (its marker file says so).
+    """
+    target = Path(target).resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if source == target or target in source.parents:
+            raise SkinTwinError(f"{target}: the output folder holds the input {given}")
+        if source in target.parents:
+            raise SkinTwinError(f"{target}: the output folder lies inside the input {given}")
+    if target.exists():
+        if not target.is_dir():
+            raise SkinTwinError(f"{target}: exists and is not a folder")
+        marker = target / MARKER
+        owned = marker.is_file() and marker.read_text().strip() == owner
+        if not owned and any(target.iterdir()):
+            raise SkinTwinError(
+                f"{target}: not empty and not an earlier `{owner}` output; "
+                "choose an empty or new folder"
+            )
+    return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 @contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
+def atomic_dir(
+    target: Path, owner: str | None = None, inputs: Sequence[Path] = ()
+) -> Iterator[Path]:
     """Yield a temporary sibling folder that replaces `target` on success, vanishes on error.
 
-    One writer per output (DVC holds its repo lock): leftovers of a writer that was killed
-    (`.<name>.tmp-*`) are removed first, so a re-run starts clean.
+    With `owner` (a step name) the target is checked first (`check_output_dir`) and marked
+    as that step's output. One writer per output (DVC holds its repo lock): leftovers of a
+    writer that was killed (`.<name>.tmp-*`) are removed first, so a re-run starts clean.
     """
-    target = Path(target)
+    target = check_output_dir(target, owner, inputs) if owner else Path(target).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the output is a normal folder
     try:
         yield tmp
+        if owner:
+            (tmp / MARKER).write_text(owner + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -42,6 +85,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; this is a normal file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

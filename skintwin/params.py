@@ -17,33 +17,38 @@ from skintwin.errors import SkinTwinError
 # Names the parameters are checked against; they live here, the lowest layer that needs them.
 LESION_CLASSES = ("acne", "mole", "rash")  # the demo generator's classes
 TONE_GROUPS = ("very_light", "light", "intermediate", "tan", "brown", "dark")  # light → dark
-# Evidently drift tests whose score is a p-value (drift when score < threshold); the others
-# are distances (drift when score ≥ threshold).
-P_VALUE_METHODS = frozenset(
-    {
-        "ks",
-        "chisquare",
-        "z",
-        "fisher_exact",
-        "g_test",
-        "t_test",
-        "mannw",
-        "anderson",
-        "cramer_von_mises",
-        "epps_singleton",
-        "empirical_mmd",
-    }
+# The columns a drift check compares: image features and prediction features (numeric),
+# and the tone group (categorical).
+IMAGE_FEATURES = ("width", "height", "brightness", "contrast", "saturation", "sharpness", "ita")
+PREDICTION_FEATURES = ("n_detections", "mean_confidence")
+NUMERIC_DRIFT_COLUMNS = (*IMAGE_FEATURES, *PREDICTION_FEATURES)
+CATEGORICAL_DRIFT_COLUMNS = ("tone_group",)
+# Evidently 0.7's drift tests by the column type they accept (its stat-test registry).
+# fisher_exact is left out: it takes two categories and the tone group has six.
+NUMERIC_METHODS = frozenset(
+    {"ks", "wasserstein", "anderson", "cramer_von_mises", "ed", "empirical_mmd", "es"}
+    | {"mannw", "t_test", "hellinger", "jensenshannon", "kl_div", "psi"}
 )
-DISTANCE_METHODS = frozenset(
-    {"wasserstein", "psi", "jensenshannon", "kl_div", "hellinger", "TVD", "ed"}
+CATEGORICAL_METHODS = frozenset(
+    {"chisquare", "g_test", "z", "TVD", "hellinger", "jensenshannon", "kl_div", "psi"}
+)
+# Tests whose score is a p-value (drift when score < threshold); the others are distances
+# (drift when score ≥ threshold).
+P_VALUE_METHODS = frozenset(
+    {"ks", "chisquare", "z", "g_test", "t_test", "mannw", "anderson", "cramer_von_mises"}
+    | {"es", "empirical_mmd"}
 )
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what NumPy and PyTorch seeding accept
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # inf and nan are never a sensible knob: a timeout of .inf waits forever
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DataParams(_Section):
@@ -51,7 +56,7 @@ class DataParams(_Section):
 
 
 class GenerateParams(_Section):
-    seed: int
+    seed: Seed
     n_images: PositiveInt
     image_size: Annotated[int, Field(ge=64, le=4096)]
     max_lesions: Annotated[int, Field(ge=1, le=20)]
@@ -78,7 +83,7 @@ class ValidateParams(_Section):
 
 
 class PreprocessParams(_Section):
-    seed: int
+    seed: Seed
     val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)]
     test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)]
     workers: PositiveInt
@@ -103,7 +108,7 @@ class TrainParams(_Section):
     patience: Annotated[int, Field(ge=0)]
     optimizer: Literal["SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "auto"]
     lr0: Annotated[float, Field(gt=0.0, le=1.0)]
-    seed: int
+    seed: Seed
     device: str
     workers: Annotated[int, Field(ge=0)]
     plots: bool
@@ -142,24 +147,32 @@ class MonitorParams(_Section):
     critical_share: Annotated[float, Field(gt=0.0, le=1.0)]
     dedup_hours: Annotated[float, Field(ge=0)]
     retrain_on_critical: bool
-    webhook_timeout_s: Annotated[float, Field(gt=0)]
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=300)]
     webhook_retries: Annotated[int, Field(ge=0, le=10)]
     conf: Annotated[float, Field(gt=0.0, lt=1.0)]
     imgsz: Annotated[int, Field(ge=32, le=4096)]
 
     @model_validator(mode="after")
     def _known_methods(self) -> MonitorParams:
-        known = P_VALUE_METHODS | DISTANCE_METHODS
-        methods = {"num_method": self.num_method, "cat_method": self.cat_method} | {
-            f"per_column.{c}.method": t.method for c, t in self.per_column.items()
-        }
-        for key, method in methods.items():
-            if method not in known:
+        methods = [("num_method", self.num_method, NUMERIC_METHODS)]
+        methods.append(("cat_method", self.cat_method, CATEGORICAL_METHODS))
+        for column, test in self.per_column.items():
+            if column in NUMERIC_DRIFT_COLUMNS:
+                allowed = NUMERIC_METHODS
+            elif column in CATEGORICAL_DRIFT_COLUMNS:
+                allowed = CATEGORICAL_METHODS
+            else:
+                known = sorted((*NUMERIC_DRIFT_COLUMNS, *CATEGORICAL_DRIFT_COLUMNS))
+                raise ValueError(f"per_column.{column}: not a drift column; one of {known}")
+            methods.append((f"per_column.{column}.method", test.method, allowed))
+        for key, method, allowed in methods:
+            if method not in allowed:
                 raise ValueError(
-                    f"{key}: unknown drift method {method!r}; use one of {sorted(known)}"
+                    f"{key}: {method!r} is not a drift test for this column type; "
+                    f"use one of {sorted(allowed)}"
                 )
         if self.critical_share < self.drift_share:
-            raise ValueError("critical_share must be at least drift_share")
+            raise ValueError("critical_share: must be at least drift_share")
         return self
 
 
@@ -173,7 +186,9 @@ class Params(_Section):
     promote: PromoteParams
     monitor: MonitorParams
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 def _describe(error: dict) -> str:
@@ -184,9 +199,18 @@ def _describe(error: dict) -> str:
         return f"{loc}: required key is missing"
     if kind == "extra_forbidden":
         return f"{loc}: unknown key (typo?)"
+    if kind == "value_error":  # our own validators start their message with the key
+        return f"{loc}.{error['msg'].removeprefix('Value error, ')}"
     got = error.get("input")
     shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
     return f"{loc}: {error['msg']}{shown}"
+
+
+def _problems(head: str, lines: list[str]) -> str:
+    """One line for one problem; a list under a heading for several."""
+    if len(lines) == 1:
+        return f"{head.split(':')[0]}: {lines[0]}" if ":" in head else lines[0]
+    return f"{head}:\n  " + "\n  ".join(lines)
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:
@@ -197,7 +221,18 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
         return Params.model_validate(raw)
     except ValidationError as exc:
         lines = [_describe(e) for e in exc.errors()]
-        raise SkinTwinError(f"{source}: invalid parameters:\n  " + "\n  ".join(lines)) from None
+        raise SkinTwinError(_problems(f"{source}: invalid parameters", lines)) from None
+
+
+def with_overrides(section: _Section, name: str, **values: object) -> _Section:
+    """A copy of a params section with some values replaced (e.g. from a command line),
+    validated like the file; errors name `name.key`."""
+    given = {k: v for k, v in values.items() if v is not None}
+    try:
+        return type(section).model_validate({**section.model_dump(), **given})
+    except ValidationError as exc:
+        lines = [_describe({**e, "loc": (name, *e["loc"])}) for e in exc.errors()]
+        raise SkinTwinError(_problems("invalid value", lines)) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -211,7 +246,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise SkinTwinError(f"{path}: parameters file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SkinTwinError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise SkinTwinError(f"{path}: not valid YAML: {exc}") from None
     return parse_params(raw, source=str(path))

@@ -11,6 +11,37 @@ from pathlib import Path
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_write_bytes
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def safe_name(value: str, field: str) -> str:
+    """A name that becomes part of a path (a batch source, a subject): 1–64 letters,
+    digits, `.`, `_` or `-`, not starting with a dot; anything else is an error naming
+    `field`. Flow parameters come from whoever can start a deployment."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or value.strip(".") == "":
+        shown = value if isinstance(value, str) and len(value) <= 80 else f"{str(value)[:80]}…"
+        raise SkinTwinError(
+            f"{field}: {shown!r} is not a valid name (1–64 of A–Z a–z 0–9 . _ -, "
+            "starting with a letter or digit)"
+        )
+    return value
+
+
+def slug(text: str, default: str = "batch") -> str:
+    """A valid `safe_name` made from free text (a folder name): other characters become
+    `-`; `default` when nothing is left."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:64].rstrip("-._")
+    return cleaned or default
+
+
+def inside(base: Path, *parts: str) -> Path:
+    """`base/parts...`, refused unless it resolves inside `base` (no `..` or link escapes)."""
+    base = Path(base).resolve()
+    target = base.joinpath(*parts).resolve()
+    if target != base and base not in target.parents:
+        raise SkinTwinError(f"{'/'.join(parts)}: resolves outside {base}")
+    return target
+
 
 def _is_project(folder: Path) -> bool:
     return (folder / "dvc.yaml").is_file()
@@ -113,6 +144,10 @@ class ProjectPaths:
     @property
     def alerts(self) -> Path:
         return self.monitoring / "alerts"
+
+    @property
+    def journal(self) -> Path:
+        return self.monitoring / "journal"
 
     @property
     def predictions_db(self) -> Path:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
+from skintwin.redact import mask_text
 
 _QUIET = {
     "YOLO_OFFLINE": "1",
@@ -69,6 +70,6 @@ def run_main(body: Callable[[], object]) -> int:
     try:
         body()
     except SkinTwinError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask_text(str(exc))}", file=sys.stderr)
         return 1
     return 0

@@ -14,11 +14,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from skintwin.data.images import max_pixels_from_env
 from skintwin.model.loaded import LoadedModel
 from skintwin.monitoring import alerts, drift, reference, scoring, summaries
 from skintwin.monitoring.monitor import ModelMonitor
 from skintwin.params import MonitorParams
-from skintwin.project import ProjectPaths
+from skintwin.project import ProjectPaths, slug
 from skintwin.serving.loader import ModelLoader
 
 
@@ -36,25 +37,34 @@ def load_model(root: str, model_name: str | None = None, alias: str = "champion"
     return loaded
 
 
-@task(cache_policy=NO_CACHE, name="score-images", task_run_name="score {source}")
-def score_images(
-    root: str, model: LoadedModel, images_dir: str, source: str, params: MonitorParams
-) -> list[dict]:
-    """Predict every image of a folder with the model and log each prediction."""
-    images = scoring.folder_images(Path(images_dir))
-    monitor = ModelMonitor(project_dir=root, batch_size=64)
-    rows = scoring.score_files(model, images, monitor, source, params.conf, params.imgsz)
+@task(cache_policy=NO_CACHE, name="check-batch")
+def check_batch(images_dir: str, source: str | None, batch_id: str | None) -> scoring.Batch:
+    """Check the inputs before any work: source name, folder, images; fix the batch id."""
+    name = source if source is not None else slug(Path(images_dir).name)
+    batch = scoring.plan_batch(Path(images_dir), name, batch_id)
+    get_run_logger().info("batch %s: %d images", batch.batch_id, len(batch.images))
+    return batch
+
+
+@task(cache_policy=NO_CACHE, name="score-images", task_run_name="score {batch.source}")
+def score_images(model: LoadedModel, batch: scoring.Batch, params: MonitorParams) -> list[dict]:
+    """Predict every image of the batch (nothing is written yet)."""
+    rows = scoring.score_batch(model, batch, params.conf, params.imgsz, max_pixels_from_env())
     failed = sum(1 for r in rows if r.get("error"))
-    get_run_logger().info(
-        "scored %d images from %s (%d unreadable)", len(rows), images_dir, failed
-    )
+    get_run_logger().info("scored %d images (%d unusable)", len(rows), failed)
     return rows
 
 
-@task(cache_policy=NO_CACHE, name="write-batch-results")
-def write_batch_results(rows: list[dict], out_dir: str) -> dict:
-    """predictions.csv (one row per detection) and summary.json for a scored batch."""
-    return scoring.write_batch_report(rows, Path(out_dir))
+@task(cache_policy=NO_CACHE, name="commit-batch", retries=2, retry_delay_seconds=[5, 30])
+def commit_batch(
+    root: str, batch: scoring.Batch, rows: list[dict], with_report: bool = True
+) -> dict:
+    """Store the rows (replacing an earlier run of this batch) and write the report."""
+    paths = _paths(root)
+    out = (
+        scoring.report_dir(paths.batch_reports, batch.source, timestamp()) if with_report else None
+    )
+    return scoring.commit_batch(ModelMonitor(project_dir=root).store, batch, rows, out)
 
 
 @task(cache_policy=NO_CACHE, name="build-reference")

@@ -15,39 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from skintwin.data.images import decode_image
 from skintwin.data.tone import estimate_ita, ita_group, rgb_to_lab
-from skintwin.errors import SkinTwinError
 
-IMAGE_FEATURES = ("width", "height", "brightness", "contrast", "saturation", "sharpness", "ita")
 _WORK_SIDE = 256
 
 # Normalised (cx, cy, w, h) boxes to leave out of the skin measurement.
 Boxes = Sequence[tuple[float, float, float, float]]
-
-
-def load_rgb(source: str | Path | bytes | np.ndarray) -> np.ndarray:
-    """An RGB uint8 array from a path, encoded bytes or an array (HxWx3 RGB or HxW grey)."""
-    if isinstance(source, np.ndarray):
-        arr = source
-        if arr.ndim == 2:
-            arr = np.repeat(arr[..., None], 3, axis=2)
-        if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
-            raise SkinTwinError(f"image array must be HxWx3 RGB, got shape {arr.shape}")
-        return np.ascontiguousarray(arr[..., :3]).astype(np.uint8, copy=False)
-    if isinstance(source, bytes | bytearray | memoryview):
-        data = np.frombuffer(bytes(source), np.uint8)
-        label = "image bytes"
-    else:
-        path = Path(source)
-        try:
-            data = np.fromfile(path, np.uint8)
-        except OSError as exc:
-            raise SkinTwinError(f"{path}: cannot read image: {exc}") from None
-        label = str(path)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if bgr is None:
-        raise SkinTwinError(f"{label}: not a decodable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def image_features(rgb: np.ndarray, boxes: Boxes = ()) -> dict:
@@ -89,7 +63,7 @@ def image_features(rgb: np.ndarray, boxes: Boxes = ()) -> dict:
 
 def _features_of_file(job: tuple[str, Boxes]) -> dict:
     path, boxes = job
-    return image_features(load_rgb(path), boxes)
+    return image_features(decode_image(path), boxes)
 
 
 def extract_many(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from skintwin.data.images import decode_image
 from skintwin.model.pyfunc import SkinTwinDetector
 
 
@@ -35,6 +36,12 @@ class LoadedModel:
         return cls(weights.stem, "local", "-", "local weights", weights, detector)
 
     def predict(self, images, conf: float = 0.25, imgsz: int | None = None) -> list[dict]:
-        """Detections for one image (path, bytes, RGB array) or a list of them."""
+        """Detections for one image (a local path, bytes, an RGB array) or a list of them.
+
+        Local paths are read here, in the caller's process; the pyfunc itself never reads
+        paths (it may serve remote callers).
+        """
+        items = images if isinstance(images, list | tuple) else [images]
+        pixels = [decode_image(item) for item in items]
         params = {"conf": float(conf)} | ({"imgsz": int(imgsz)} if imgsz else {})
-        return self.detector.predict(None, images, params=params)
+        return self.detector.predict_pixels(pixels, params)

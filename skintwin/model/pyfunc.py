@@ -1,56 +1,61 @@
 """The MLflow pyfunc wrapper around YOLO weights, as registered in the model registry.
 
-`mlflow.pyfunc.load_model("models:/skin-twin-detector@champion").predict(x)` accepts an
-image path, encoded bytes, an RGB array, a list of those, or a DataFrame with an `image`
-column (paths, or base64-encoded bytes as `mlflow models serve` receives them) and returns
+`mlflow.pyfunc.load_model("models:/skin-twin-detector@champion").predict(x)` accepts
+encoded image bytes, an RGB array, base64 text, a list of those, or a DataFrame with an
+`image` column of base64 text (what `mlflow models serve` receives as JSON), and returns
 one dict per image: {"width", "height", "detections": [{class_id, class_name, confidence,
 box: [x1, y1, x2, y2] in pixels}]}.
+
+Text is never taken for a file path: a model server must not read its own disk for a
+caller, nor tell them what exists there. Local callers pass bytes (`path.read_bytes()`) or
+use `LoadedModel`, which reads local files itself. A bad input is a short error without a
+stack trace.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
+import binascii
+import logging
 from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
-from skintwin.data.features import load_rgb
+from skintwin.data.images import DEFAULT_MAX_PIXELS, ImageError, decode_image
 from skintwin.model.yolo import load_weights
+
+log = logging.getLogger(__name__)
 
 
 def as_sources(model_input) -> list:
-    """The images in a pyfunc input, one entry per image."""
+    """The images in a pyfunc input, one entry per image (bytes, arrays or text)."""
     import pandas as pd
 
     if isinstance(model_input, pd.DataFrame):
         column = "image" if "image" in model_input.columns else model_input.columns[0]
-        return [decode_cell(v) for v in model_input[column].tolist()]
-    if (
-        isinstance(model_input, np.ndarray)
-        and model_input.ndim in (2, 3)
-        and model_input.dtype == np.uint8
-    ):
+        return model_input[column].tolist()
+    if isinstance(model_input, np.ndarray) and model_input.dtype == np.uint8:
         return [model_input]
     if isinstance(model_input, list | tuple):
         return list(model_input)
     return [model_input]
 
 
-def decode_cell(value):
-    """A DataFrame cell: bytes, a path, or base64 text (what a JSON request carries)."""
-    if isinstance(value, bytes | bytearray):
+def decode_cell(value: object, index: int = 0) -> bytes | np.ndarray:
+    """One input image as bytes or pixels: text must be base64, never a path."""
+    if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
+    if isinstance(value, np.ndarray):
+        return value
     if isinstance(value, str):
-        with contextlib.suppress(OSError):
-            if len(value) < 1024 and Path(value).exists():
-                return value
         try:
             return base64.b64decode(value, validate=True)
-        except ValueError:
-            return value
-    return value
+        except (binascii.Error, ValueError):
+            raise ImageError(f"input {index}: text must be base64-encoded image bytes") from None
+    raise ImageError(f"input {index}: expected image bytes, base64 text or an RGB array")
 
 
 class SkinTwinDetector(mlflow.pyfunc.PythonModel):
@@ -70,12 +75,28 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params: dict | None = None) -> list[dict]:
         params = params or {}
-        conf = float(params.get("conf", 0.25))
-        imgsz = int(params.get("imgsz", 0)) or None
-        images = [load_rgb(s) for s in as_sources(model_input)]
-        kwargs = {"conf": conf, "verbose": False, "device": params.get("device", "cpu")}
-        if imgsz:
-            kwargs["imgsz"] = imgsz
+        try:
+            images = [
+                decode_image(decode_cell(v, i), DEFAULT_MAX_PIXELS, label=f"input {i}")
+                for i, v in enumerate(as_sources(model_input))
+            ]
+        except ImageError as exc:
+            raise MlflowException(str(exc), INVALID_PARAMETER_VALUE) from None
+        try:
+            return self.predict_pixels(images, params)
+        except Exception as exc:  # the caller gets the kind of failure; the log, the trace
+            log.exception("inference failed")
+            raise MlflowException(
+                f"inference failed: {type(exc).__name__}", INTERNAL_ERROR
+            ) from None
+
+    def predict_pixels(self, images: list[np.ndarray], params: dict | None = None) -> list[dict]:
+        """Detections for decoded RGB images (what the service and batch scoring call)."""
+        params = params or {}
+        kwargs = {"conf": float(params.get("conf", 0.25)), "verbose": False}
+        kwargs["device"] = params.get("device", "cpu")
+        if int(params.get("imgsz", 0) or 0):
+            kwargs["imgsz"] = int(params["imgsz"])
         # Ultralytics expects BGR arrays, as OpenCV reads them.
         results = self._model.predict([im[..., ::-1] for im in images], **kwargs)
         return [self._to_dict(im, r) for im, r in zip(images, results, strict=True)]

@@ -20,6 +20,7 @@ from pathlib import Path
 from skintwin.io import atomic_write_json
 from skintwin.monitoring.store import PredictionStore
 from skintwin.params import MonitorParams
+from skintwin.redact import mask_text
 
 log = logging.getLogger(__name__)
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -36,22 +37,58 @@ def severity(result: dict, params: MonitorParams) -> str | None:
     return "warning"
 
 
-def post_webhook(url: str, alert: dict, timeout_s: float, retries: int) -> dict:
-    """POST a Slack-compatible body; returns {"delivered", "attempts", "error"}."""
+_MAX_RESPONSE_BYTES = 64 * 1024  # a webhook answers "ok"; never read a large body
+
+
+async def _post_once(url: str, body: dict, timeout_s: float) -> None:
+    """One POST; the whole exchange (connect, send, headers, body) within `timeout_s`."""
     import httpx
 
+    async with (
+        httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client,
+        client.stream("POST", url, json=body) as response,
+    ):
+        read = 0
+        async for chunk in response.aiter_bytes():
+            read += len(chunk)
+            if read > _MAX_RESPONSE_BYTES:
+                break
+        response.raise_for_status()
+
+
+def _post_bounded(url: str, body: dict, timeout_s: float) -> None:
+    """Run `_post_once` under a hard deadline, in a thread of its own (callers may already
+    run an event loop). Raises on any failure, including the deadline."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def bounded() -> None:
+        await asyncio.wait_for(_post_once(url, body, timeout_s), timeout=timeout_s)
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, bounded()).result()
+
+
+def post_webhook(url: str, alert: dict, timeout_s: float, retries: int) -> dict:
+    """POST a Slack-compatible body; returns {"delivered", "attempts", "error"}.
+
+    Each attempt is bounded as a whole (not per read: a server trickling bytes cannot hold
+    the run), the response body read is capped, and no failure escapes: a malformed URL,
+    a refusal or a timeout is recorded on the alert.
+    """
     text = f"[{alert['severity'].upper()}] {alert['kind']}: {alert['summary']}"
     body = {"text": text, "attachments": [{"text": json.dumps(alert["details"])[:3000]}]}
     error = None
     for attempt in range(1, retries + 2):
         try:
-            response = httpx.post(url, json=body, timeout=timeout_s)
-            response.raise_for_status()
+            _post_bounded(url, body, timeout_s)
             return {"delivered": True, "attempts": attempt, "error": None}
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            if attempt <= retries:
-                time.sleep(min(2.0 ** (attempt - 1), 10.0))
+        except TimeoutError:
+            error = f"TimeoutError: no complete answer within {timeout_s:g} s"
+        except Exception as exc:  # InvalidURL, HTTPStatusError, connection errors, ...
+            error = f"{type(exc).__name__}: {mask_text(str(exc))[:300]}"
+        if attempt <= retries:
+            time.sleep(min(2.0 ** (attempt - 1), 10.0))
     log.warning("alert webhook failed after %d attempts: %s", retries + 1, error)
     return {"delivered": False, "attempts": retries + 1, "error": error}
 

@@ -13,8 +13,12 @@ import pandas as pd
 
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_dir, atomic_write_bytes, atomic_write_json
-from skintwin.monitoring.records import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS
-from skintwin.params import P_VALUE_METHODS, MonitorParams
+from skintwin.params import (
+    CATEGORICAL_DRIFT_COLUMNS,
+    NUMERIC_DRIFT_COLUMNS,
+    P_VALUE_METHODS,
+    MonitorParams,
+)
 
 
 def drifted(method: str, score: float, threshold: float) -> bool:
@@ -146,7 +150,7 @@ def _column_verdicts(snapshot: dict) -> dict[str, dict]:
 def _write_report(snapshot, result: dict, out_dir: Path) -> None:
     """Evidently HTML, our summary and Evidently's snapshot: all three or none."""
     try:
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(out_dir, owner="drift") as tmp:
             snapshot.save_html(str(tmp / "drift_report.html"))
             atomic_write_json(tmp / "drift_summary.json", result)
             atomic_write_bytes(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from skintwin.monitoring.journal import Journal
 from skintwin.monitoring.records import prediction_row
 from skintwin.monitoring.store import PredictionStore, default_url
 from skintwin.project import ProjectPaths
@@ -61,6 +62,7 @@ class ModelMonitor:
         self.model_name, self.model_version = model_name, str(model_version)
         self.batch_size = max(1, batch_size)
         self._buffer: list[dict] = []
+        self.journal = Journal(self.paths.journal)
 
     def log_prediction(
         self,
@@ -91,9 +93,29 @@ class ModelMonitor:
         return row
 
     def flush(self) -> int:
-        """Write buffered rows in one transaction."""
+        """Write buffered rows in one transaction; if the store cannot take them, keep them
+        in the local journal (replayed by a later flush). Returns the rows written now."""
+        from sqlalchemy.exc import SQLAlchemyError
+
         rows, self._buffer = self._buffer, []
-        return self.store.log_many(rows)
+        if not rows:
+            return 0
+        try:
+            self.store.log_many(rows)
+        except SQLAlchemyError:
+            self.journal.spill(rows)
+            return 0
+        self.replay_journal()
+        return len(rows)
+
+    def replay_journal(self) -> int:
+        """Write journalled rows into the store (a no-op while it is still unavailable)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return self.journal.replay(self.store.log_many)
+        except SQLAlchemyError:
+            return 0
 
     def performance_metrics(self, window_hours: float = 24.0, export: bool = True) -> dict:
         """Count, errors and latency percentiles per model version over the window."""

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import numpy as np
 import pandas as pd
 
-from skintwin.data.features import IMAGE_FEATURES, image_features, load_rgb
+from skintwin.data.features import image_features
+from skintwin.data.images import decode_image
 from skintwin.errors import SkinTwinError
-
-PREDICTION_FEATURES = ("n_detections", "mean_confidence")
-NUMERIC_DRIFT_COLUMNS = (*IMAGE_FEATURES, *PREDICTION_FEATURES)
-CATEGORICAL_DRIFT_COLUMNS = ("tone_group",)
 
 
 def detections(prediction: dict | list) -> list[dict]:
@@ -54,6 +52,7 @@ def prediction_row(
     for d in dets:
         counts[d["class_name"]] = counts.get(d["class_name"], 0) + 1
     row = {
+        "uid": uuid.uuid4().hex,
         "ts": time.time(),
         "model_name": model_name,
         "model_version": str(model_version),
@@ -68,7 +67,7 @@ def prediction_row(
     if image is None:
         return row
     try:
-        rgb = load_rgb(image)
+        rgb = decode_image(image)
     except SkinTwinError as exc:
         row["error"] = str(exc)
         return row

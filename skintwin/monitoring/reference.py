@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import time
 
 import pandas as pd
+from pyarrow import ArrowException
 
 from skintwin.errors import SkinTwinError
 from skintwin.model.loaded import LoadedModel
-from skintwin.monitoring.records import PREDICTION_FEATURES, prediction_row, store_frame
+from skintwin.monitoring.records import prediction_row, store_frame
 from skintwin.monitoring.store import PredictionStore
-from skintwin.params import MonitorParams
+from skintwin.params import PREDICTION_FEATURES, MonitorParams
 from skintwin.project import ProjectPaths
+
+log = logging.getLogger(__name__)
 
 
 def reference_frame(
@@ -34,7 +39,10 @@ def reference_frame(
     digest = hashlib.sha256(table_path.read_bytes()).hexdigest()[:12]
     cache = paths.reference_cache / f"{model.name}-v{model.version}-{digest}.parquet"
     if cache.is_file():
-        return pd.read_parquet(cache)
+        try:
+            return pd.read_parquet(cache)
+        except (OSError, ValueError, ArrowException):  # cut short: rebuild it
+            log.warning("reference cache %s is unreadable: rebuilding it", cache.name)
     table = pd.read_parquet(table_path)
     held_out = table[table["split"].isin(["val", "test"])].reset_index(drop=True)
     images = [paths.processed / f for f in held_out["file"]]
@@ -48,7 +56,9 @@ def reference_frame(
     for column in PREDICTION_FEATURES:
         held_out[column] = [r[column] for r in rows]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    held_out.to_parquet(cache, index=False)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    held_out.to_parquet(tmp, index=False)
+    os.replace(tmp, cache)  # a cache is whole or absent, never a truncated file
     return held_out
 
 

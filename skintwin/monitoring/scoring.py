@@ -1,79 +1,124 @@
-"""Batch scoring: predict a folder of images with a model, log every prediction, and write
-the batch's results (one CSV row per detection, a JSON summary)."""
+"""Batch scoring: predict a folder of images with a model and commit the batch whole.
+
+Inputs are checked before any work (the source name, the folder, every file name); images
+are scored with nothing written; then the report folder and the store rows are committed
+together. A batch has an id (derived from its source and files, or given), so a rerun
+replaces the earlier run's rows instead of doubling them. An image that cannot be used (not
+an image, too many pixels, damaged) becomes a failed row; the rest are scored.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from skintwin.data.dataset import list_images
-from skintwin.data.features import load_rgb
+from skintwin.data.images import ImageError, decode_image
 from skintwin.errors import SkinTwinError
-from skintwin.io import atomic_write_json
+from skintwin.io import atomic_dir, atomic_write_json
 from skintwin.model.loaded import LoadedModel
-from skintwin.monitoring.monitor import ModelMonitor
+from skintwin.monitoring.records import prediction_row
+from skintwin.monitoring.store import PredictionStore
+from skintwin.project import inside, safe_name
 
 log = logging.getLogger(__name__)
 
 
-def folder_images(folder: Path) -> list[Path]:
-    """The images of a folder (searched recursively); an error when there are none."""
+@dataclass(frozen=True)
+class Batch:
+    """A folder of images to score, checked: its id, source label and image files."""
+
+    batch_id: str
+    source: str
+    folder: Path
+    images: list[Path]
+
+    def ref(self, image: Path) -> str:
+        """The image's name as stored: relative to the folder, any bytes made printable."""
+        rel = os.fsencode(image.relative_to(self.folder))
+        return rel.decode("utf-8", "backslashreplace")
+
+
+def plan_batch(folder: Path, source: str, batch_id: str | None = None) -> Batch:
+    """Check a batch before any work: a valid source name, a folder with images."""
+    source = safe_name(source, "source")
     folder = Path(folder)
     if not folder.is_dir():
-        raise SkinTwinError(f"{folder}: image folder does not exist")
+        raise SkinTwinError(f"images_dir: {_printable(folder)} is not a folder")
     images = list_images(folder)
     if not images:
-        raise SkinTwinError(f"{folder}: no images found")
-    return images
+        raise SkinTwinError(f"images_dir: no images in {_printable(folder)}")
+    if batch_id is None:
+        digest = hashlib.sha256(f"{source}\0{folder.resolve()}".encode())
+        for image in images:
+            stat = image.stat()
+            digest.update(os.fsencode(image.relative_to(folder)) + b"\0")
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}\0".encode())
+        batch_id = f"{source[:47]}-{digest.hexdigest()[:16]}"
+    return Batch(safe_name(batch_id, "batch_id"), source, folder, images)
 
 
-def score_files(
+def score_batch(
     model: LoadedModel,
-    images: list[Path],
-    monitor: ModelMonitor,
-    source: str,
+    batch: Batch,
     conf: float,
     imgsz: int,
+    max_pixels: int,
     chunk: int = 16,
 ) -> list[dict]:
-    """Predict every image with `model`, log each prediction, return the logged rows.
-
-    An image that cannot be decoded is logged as a failed row and the rest go on.
-    """
+    """Predict every image of `batch`; returns one store row per image, writing nothing."""
     from tqdm import tqdm
 
     rows: list[dict] = []
-    logged = {"source": source, "model_name": model.name, "model_version": model.version}
-    for start in tqdm(range(0, len(images), chunk), desc="scoring", unit="batch", leave=False):
-        decoded, good = [], []
-        for path in images[start : start + chunk]:
+    tags = {"source": batch.source, "model_name": model.name, "model_version": model.version}
+    for start in tqdm(range(0, len(batch.images), chunk), desc="scoring", unit="batch"):
+        decoded, names = [], []
+        for path in batch.images[start : start + chunk]:
             try:
-                decoded.append(load_rgb(path))
-                good.append(path)
-            except SkinTwinError as exc:
-                rows.append(monitor.log_prediction([], path, image_ref=str(path), **logged))
+                decoded.append(decode_image(path, max_pixels, label=batch.ref(path)))
+                names.append(batch.ref(path))
+            except ImageError as exc:
+                rows.append(prediction_row([], None, image_ref=batch.ref(path), **tags))
+                rows[-1]["error"] = str(exc)
                 log.warning("%s", exc)
         if not decoded:
             continue
         t0 = time.perf_counter()
         predictions = model.predict(decoded, conf=conf, imgsz=imgsz)
-        latency = (time.perf_counter() - t0) * 1000 / len(decoded)
-        for path, rgb, pred in zip(good, decoded, predictions, strict=True):
-            rows.append(
-                monitor.log_prediction(
-                    pred, rgb, latency_ms=latency, image_ref=str(path), **logged
-                )
-            )
-    monitor.flush()
+        ms = (time.perf_counter() - t0) * 1000 / len(decoded)
+        for name, rgb, pred in zip(names, decoded, predictions, strict=True):
+            rows.append(prediction_row(pred, rgb, latency_ms=ms, image_ref=name, **tags))
     return rows
 
 
-def write_batch_report(rows: list[dict], out: Path) -> dict:
-    """predictions.csv (one row per detection) and summary.json of a scored batch."""
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "predictions.csv").open("w", newline="") as fh:
+def commit_batch(
+    store: PredictionStore, batch: Batch, rows: list[dict], report_dir: Path | None
+) -> dict:
+    """The report folder (when asked) and the store rows, together: if the store write
+    fails the report is not published; a rerun of the batch replaces its rows."""
+    summary = _summary(rows) | {"batch_id": batch.batch_id}
+    if report_dir is None:
+        store.replace_batch(batch.batch_id, rows)
+        return summary
+    with atomic_dir(report_dir, owner="batch") as tmp:
+        _write_predictions_csv(rows, tmp / "predictions.csv")
+        atomic_write_json(tmp / "summary.json", summary)
+        store.replace_batch(batch.batch_id, rows)
+    return summary | {"out_dir": str(report_dir)}
+
+
+def report_dir(base: Path, source: str, stamp: str) -> Path:
+    """`base/<stamp>-<source>`, refused if it would land outside `base`."""
+    return inside(base, f"{stamp}-{safe_name(source, 'source')}")
+
+
+def _write_predictions_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["image", "class_name", "confidence", "x1", "y1", "x2", "y2", "error"])
         for r in rows:
@@ -81,16 +126,22 @@ def write_batch_report(rows: list[dict], out: Path) -> dict:
                 writer.writerow([r["image_ref"], "", "", "", "", "", "", r.get("error") or ""])
             for d in r["detections"]:
                 writer.writerow([r["image_ref"], d["class_name"], d["confidence"], *d["box"], ""])
+
+
+def _summary(rows: list[dict]) -> dict:
     counts: dict[str, int] = {}
     for r in rows:
         for name, n in (r.get("class_counts") or {}).items():
             counts[name] = counts.get(name, 0) + n
-    summary = {
+    latencies = [r["latency_ms"] for r in rows if r.get("latency_ms") is not None]
+    return {
         "images": len(rows),
         "failed": sum(1 for r in rows if r.get("error")),
         "detections": sum(r["n_detections"] for r in rows),
         "class_counts": counts,
-        "mean_latency_ms": (sum(r["latency_ms"] or 0 for r in rows) / len(rows)) if rows else None,
+        "mean_latency_ms": sum(latencies) / len(latencies) if latencies else None,
     }
-    atomic_write_json(out / "summary.json", summary)
-    return summary | {"out_dir": str(out)}
+
+
+def _printable(path: Path) -> str:
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

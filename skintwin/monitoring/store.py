@@ -1,10 +1,10 @@
 """The prediction store: one row per prediction, in any SQLAlchemy database.
 
-SQLite (the default, `.monitoring/predictions.db`) runs in WAL mode with a busy timeout, so
-several processes can write at once without losing rows; PostgreSQL works by URL
-(`SKINTWIN_MONITOR_DB`). Images are never stored; their features are. The same database
-keeps the alert de-duplication state, claimed with single atomic statements so that
-concurrent drift checks raise one alert.
+Images are never stored; their features are. Every row has a unique id, so a write that is
+replayed (from the journal after a locked database) never doubles a row, and a batch run's
+rows carry its batch id, so a rerun replaces them. The same database keeps the alert
+de-duplication state, claimed with single atomic statements so that concurrent drift
+checks raise one alert. Tables and engine: `schema.py`.
 """
 
 from __future__ import annotations
@@ -16,59 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import (
-    Column,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    delete,
-    event,
-    insert,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from skintwin.data.features import IMAGE_FEATURES
 from skintwin.errors import SkinTwinError
+from skintwin.monitoring.schema import COLUMNS, alert_state, open_engine, predictions
 from skintwin.project import ProjectPaths
-
-metadata = MetaData()
-predictions = Table(
-    "predictions",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", Float, nullable=False),  # Unix time, seconds
-    Column("model_name", String(200), nullable=False),
-    Column("model_version", String(50), nullable=False),
-    Column("source", String(200), nullable=False, default=""),
-    Column("latency_ms", Float),
-    Column("error", Text),
-    Column("n_detections", Integer),
-    Column("mean_confidence", Float),
-    Column("class_counts", Text),  # JSON {class_name: count}
-    Column("detections", Text),  # JSON list of {class_name, confidence, box}
-    *[Column(name, Float) for name in IMAGE_FEATURES],
-    Column("tone_group", String(20)),
-    Column("image_ref", Text),  # a path or id, never the pixels unless configured
-    Index("ix_predictions_ts", "ts"),
-    Index("ix_predictions_model", "model_name", "model_version"),
-)
-alert_state = Table(
-    "alert_state",
-    metadata,
-    Column("key", String(300), primary_key=True),  # kind:subject of an ongoing condition
-    Column("severity", String(20), nullable=False),
-    Column("rank", Integer, nullable=False),  # severity as a number, for the atomic claim
-    Column("time", Float, nullable=False),  # when it last alerted (Unix seconds)
-)
-COLUMNS = [c.name for c in predictions.columns if c.name != "id"]
+from skintwin.redact import mask_url
 
 
 def default_url(root: Path) -> str:
@@ -81,14 +35,6 @@ def default_url(root: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-    cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
-    cur.execute("PRAGMA busy_timeout=60000")  # wait for other writers instead of failing
-    cur.close()
-
-
 class PredictionStore:
     """Append and query predictions.
 
@@ -98,26 +44,45 @@ class PredictionStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        try:
-            self.engine = create_engine(url, future=True)
-            if self.engine.dialect.name == "sqlite":
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-            metadata.create_all(self.engine)
-        except (SQLAlchemyError, ValueError) as exc:
-            raise SkinTwinError(f"prediction store {url!r} cannot be opened: {exc}") from None
+        self.engine = open_engine(url)
+
+    def __repr__(self) -> str:
+        return f"PredictionStore({mask_url(self.url)!r})"
 
     def log(self, row: dict) -> None:
         """Write one prediction (its own transaction)."""
         self.log_many([row])
 
     def log_many(self, rows: Sequence[dict]) -> int:
-        """Write many predictions in one transaction: all acknowledged or none."""
+        """Write many predictions in one transaction: all acknowledged or none.
+
+        A row whose uid is already stored is skipped (a replayed write). Returns the
+        number of rows given.
+        """
         if not rows:
             return 0
         clean = [_normalise(r) for r in rows]
         with self.engine.begin() as conn:
-            conn.execute(insert(predictions), clean)
+            conn.execute(self._insert_new(), clean)
         return len(clean)
+
+    def replace_batch(self, batch_id: str, rows: Sequence[dict]) -> int:
+        """Store a batch run's rows in place of any earlier run of the same batch, in one
+        transaction: a rerun never doubles a batch and a failed write changes nothing."""
+        clean = [_normalise({**r, "batch_id": batch_id}) for r in rows]
+        with self.engine.begin() as conn:
+            conn.execute(delete(predictions).where(predictions.c.batch_id == batch_id))
+            if clean:
+                conn.execute(self._insert_new(), clean)
+        return len(clean)
+
+    def _insert_new(self):
+        """INSERT that skips rows whose uid is already there (SQLite and PostgreSQL)."""
+        dialect = self.engine.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            module = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
+            return module.insert(predictions).on_conflict_do_nothing(index_elements=["uid"])
+        return insert(predictions)
 
     def count(self) -> int:
         from sqlalchemy import func
@@ -170,22 +135,31 @@ class PredictionStore:
     def claim_alert(self, key: str, severity: str, rank: int, now: float, dedup_s: float) -> bool:
         """True when this caller may raise the alert `key` now; records the claim.
 
-        False when the same condition alerted at this rank or higher within `dedup_s`.
-        Each step is one atomic statement, so of several concurrent callers one wins.
+        False when the same condition alerted at this rank or higher within `dedup_s`; the
+        condition is still marked as seen now, so it shows as ongoing. Each step is one
+        atomic statement, so of several concurrent callers one wins.
         """
-        row = {"key": key, "severity": severity, "rank": rank, "time": now}
+        row = {"key": key, "severity": severity, "rank": rank, "time": now, "last_seen": now}
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(alert_state), row)
             return True
         except IntegrityError:
             pass
+        this = alert_state.c.key == key
         stale = or_(alert_state.c.time <= now - dedup_s, alert_state.c.rank < rank)
         with self.engine.begin() as conn:
-            done = conn.execute(
-                update(alert_state).where(alert_state.c.key == key, stale).values(**row)
-            )
-        return done.rowcount == 1
+            won = conn.execute(update(alert_state).where(this, stale).values(**row)).rowcount
+            if not won:
+                conn.execute(update(alert_state).where(this).values(last_seen=now))
+        return won == 1
+
+    def ongoing_alerts(self, since: float) -> list[dict]:
+        """Conditions a check found at or after `since` (alerted then, or suppressed as
+        duplicates of an earlier alert): key, severity, first alert time, last seen."""
+        q = select(alert_state).where(alert_state.c.last_seen >= since)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(alert_state.c.key))]
 
     def clear_alert(self, key: str) -> bool:
         """Forget a condition once it is over, so that its return alerts again."""
@@ -206,6 +180,7 @@ def _num(v: object) -> float | None:
 
 def _normalise(row: dict) -> dict:
     out = {k: row.get(k) for k in COLUMNS}
+    out["uid"] = row.get("uid") or os.urandom(16).hex()
     out["ts"] = float(row.get("ts") or time.time())
     out["source"] = row.get("source") or ""
     out["model_version"] = str(row.get("model_version", ""))

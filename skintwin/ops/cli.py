@@ -38,7 +38,7 @@ def _lineage(args: argparse.Namespace) -> None:
     from skintwin.training.tracking import configure_tracking
 
     paths = _paths(args)
-    configure_tracking(paths.root)
+    configure_tracking(paths.root, create=False)
     name = args.model_name or load_params(paths.params).promote.model_name
     print(lineage_card(name, alias=args.alias, version=args.version))
 
@@ -62,15 +62,40 @@ def _alerts(args: argparse.Namespace) -> None:
 
     from skintwin.errors import SkinTwinError
     from skintwin.monitoring.alerts import SEVERITY_RANK, recent_alerts
+    from skintwin.monitoring.monitor import ModelMonitor
 
-    found = recent_alerts(_paths(args).alerts, time.time() - args.since_hours * 3600)
+    paths = _paths(args)
+    since = time.time() - args.since_hours * 3600
+    found = recent_alerts(paths.alerts, since)
     for a in found:
         print(f"{a['time_iso']}  {a['severity']:8} {a['kind']}: {a['summary']}")
-    if not found:
+    # a condition alerted earlier and found again since (de-duplicated) is still on
+    ongoing = ModelMonitor(project_dir=paths.root).store.ongoing_alerts(since)
+    for c in ongoing:
+        print(f"ongoing           {c['severity']:8} {c['key']} (first alerted {_iso(c['time'])})")
+    if not found and not ongoing:
         print(f"no alerts in the last {args.since_hours:g} h")
-    worst = max((SEVERITY_RANK[a["severity"]] for a in found), default=-1)
+    levels = [a["severity"] for a in found] + [c["severity"] for c in ongoing]
+    worst = max((SEVERITY_RANK[s] for s in levels), default=-1)
     if args.fail_on and worst >= SEVERITY_RANK[args.fail_on]:
-        raise SkinTwinError(f"an alert of severity ≥ {args.fail_on} was raised")
+        raise SkinTwinError(f"an alert of severity ≥ {args.fail_on} is raised or ongoing")
+
+
+def _iso(t: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _hours(text: str) -> float:
+    """A positive, finite number of hours (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 24 * 366:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 0 < hours ≤ 8784")
+    return value
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -130,11 +155,11 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--images", required=True, help="folder of images")
     score.add_argument("--source", help="label stored with the predictions (default: folder)")
     drift = add("drift", _drift, "check production predictions for drift; alert")
-    drift.add_argument("--window-hours", type=float)
+    drift.add_argument("--window-hours", type=_hours)
     drift.add_argument("--source")
     drift.add_argument("--images", help="score this folder first, then check it")
     al = add("alerts", _alerts, "list recent alerts; optionally fail on a severity")
-    al.add_argument("--since-hours", type=float, default=24.0)
+    al.add_argument("--since-hours", type=_hours, default=24.0)
     al.add_argument("--fail-on", choices=["warning", "critical"])
     serve = add("serve", _serve, "HTTP inference service on the champion")
     serve.add_argument("--host", default="127.0.0.1")

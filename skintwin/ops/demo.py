@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from skintwin.errors import SkinTwinError
 from skintwin.project import ProjectPaths
 
 BATCHES = (("batch-normal", "none", 101), ("batch-lighting", "lighting", 102))
@@ -60,16 +61,21 @@ def where(paths: ProjectPaths) -> str:
     """Where to look after a run: the champion, the UIs, reports and stores."""
     from skintwin.monitoring.store import default_url
     from skintwin.params import load_params
+    from skintwin.redact import mask_url
     from skintwin.registry.client import alias_version
     from skintwin.training.tracking import configure_tracking
 
-    uri = configure_tracking(paths.root)
     name = load_params(paths.params).promote.model_name
-    champ = alias_version(name)
+    try:
+        uri = configure_tracking(paths.root, create=False)
+    except SkinTwinError:  # nothing trained yet: say so, without creating a database
+        uri, champ = f"sqlite:///{paths.mlflow_db} (not created yet)", None
+    else:
+        champ = alias_version(name)
     champion = f"models:/{name}@champion (version {champ.version})" if champ else "none yet"
     return f"""
 Champion      : {champion}
-MLflow UI     : make mlflow-ui    -> http://127.0.0.1:5000  (tracking: {uri})
+MLflow UI     : make mlflow-ui    -> http://127.0.0.1:5000  (tracking: {mask_url(uri)})
 Prefect UI    : make prefect-ui   -> http://127.0.0.1:4200  (flow runs, task runs, artifacts)
 Test metrics  : reports/evaluate/metrics.json   (dvc metrics show)
 Charts        : reports/evaluate/charts/*.png; dvc plots show -> dvc_plots/index.html
@@ -78,4 +84,4 @@ Lineage       : skintwin lineage
 Batch results : reports/batch/<time>-<source>/predictions.csv
 Drift reports : reports/drift/<time>-<source>/drift_report.html
 Alerts        : .monitoring/alerts/*.json   (skintwin alerts)
-Predictions   : {default_url(paths.root)}"""
+Predictions   : {mask_url(default_url(paths.root))}"""

@@ -11,6 +11,7 @@ prediction is logged through the monitor after the response is sent.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,12 +19,15 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from skintwin.serving.limits import BodyLimits
 from skintwin.serving.routes import router
 from skintwin.serving.settings import Settings
 from skintwin.serving.state import ServiceState
-from skintwin.serving.uploads import BadImage
+from skintwin.serving.uploads import BadImage, ClientGone
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -36,7 +40,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=state.poll_registry, name="reload", daemon=True).start()
+        threading.Thread(target=state.poll, name="reload", daemon=True).start()
         yield
         state.stop.set()
         state.monitor.flush()
@@ -49,7 +53,9 @@ def create_app(
     )
     app.state.service = state
     app.include_router(router)
+    app.add_middleware(BodyLimits, settings=state.settings)
     app.add_exception_handler(BadImage, _refused)
+    app.add_exception_handler(ClientGone, _gone)
     app.add_exception_handler(RequestValidationError, _invalid)
     return app
 
@@ -57,6 +63,12 @@ def create_app(
 async def _refused(request: Request, exc: BadImage) -> JSONResponse:
     request.app.state.service.metrics.requests.labels(request.url.path, str(exc.status)).inc()
     return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+async def _gone(request: Request, exc: ClientGone) -> Response:
+    """The client left mid-upload: a line in the log, no traceback, nothing to answer."""
+    log.info("client disconnected during the upload to %s", request.url.path)
+    return Response(status_code=400)
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

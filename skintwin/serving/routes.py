@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import generate_latest
 
 from skintwin.serving.state import ServiceState
-from skintwin.serving.uploads import BadImage, check_image, read_uploads
+from skintwin.serving.uploads import BadImage, check_images, read_uploads
 
 router = APIRouter()
 Conf = Annotated[
@@ -31,7 +31,7 @@ async def _serve(
     state = _state(request)
     start = time.perf_counter()
     blobs = await read_uploads(request, field, state.settings)
-    images = [check_image(b, state.settings) for b in blobs]
+    images = check_images(blobs, state.settings)
     model = state.holder.model  # one model for the whole request, even if a reload happens
     threshold = conf if conf is not None else state.settings.conf
     loop = asyncio.get_running_loop()
@@ -110,5 +110,9 @@ def metrics(request: Request) -> PlainTextResponse:
     state = _state(request)
     state.metrics.model_info.clear()
     state.metrics.model_info.labels(state.holder.model.name, state.holder.model.version).set(1)
+    journal = state.monitor.journal
+    state.metrics.journal.labels("spilled").set(journal.spilled)
+    state.metrics.journal.labels("replayed").set(journal.replayed)
+    state.metrics.journal.labels("pending").set(journal.pending())
     body = generate_latest(state.metrics.registry).decode()
     return PlainTextResponse(body, media_type="text/plain; version=0.0.4")

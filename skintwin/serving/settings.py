@@ -1,30 +1,62 @@
-"""Service limits: operational settings from the environment, not ML knobs."""
+"""Service limits: operational settings from the environment, not ML knobs.
+
+Each variable is checked when the service starts; a bad value stops it with a message that
+names the variable (a reload interval of 0 would spin a core, a limit of nan would let
+anything in).
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+
+from skintwin.errors import SkinTwinError
+
+
+def _number(name: str, default: float, low: float, high: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:
+        raise SkinTwinError(f"{name}: {raw!r} is not a number in [{low:g}, {high:g}]")
+    return value
 
 
 @dataclass(frozen=True)
 class Settings:
     """What the service accepts and how it follows the registry."""
 
-    max_upload_bytes: int = 10 * 2**20
-    max_pixels: int = 40_000_000
-    timeout_s: float = 30.0
+    max_upload_bytes: int = 10 * 2**20  # one image
+    max_pixels: int = 40_000_000  # one image, read from its header
+    max_request_pixels: int = 64_000_000  # all images of one request together
+    max_batch: int = 16  # images in one /predict/batch request
+    timeout_s: float = 30.0  # inference
+    upload_timeout_s: float = 20.0  # receiving a request's body, however slowly it comes
     reload_interval_s: float = 30.0
     weights: str | None = None  # a local .pt to serve instead of the registry's champion
     conf: float = 0.25
-    max_batch: int = 16
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The most a request body may carry: a full batch plus multipart framing."""
+        return self.max_upload_bytes * self.max_batch + 64 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
-        env = os.environ
         return cls(
-            max_upload_bytes=int(float(env.get("SKINTWIN_MAX_UPLOAD_MB", 10)) * 2**20),
-            max_pixels=int(float(env.get("SKINTWIN_MAX_MEGAPIXELS", 40)) * 1e6),
-            timeout_s=float(env.get("SKINTWIN_REQUEST_TIMEOUT_S", 30)),
-            reload_interval_s=float(env.get("SKINTWIN_RELOAD_INTERVAL_S", 30)),
-            weights=env.get("SKINTWIN_SERVE_WEIGHTS") or None,
+            max_upload_bytes=int(_number("SKINTWIN_MAX_UPLOAD_MB", 10, 0.001, 1024) * 2**20),
+            max_pixels=int(_number("SKINTWIN_MAX_MEGAPIXELS", 40, 0.001, 1000) * 1e6),
+            max_request_pixels=int(
+                _number("SKINTWIN_MAX_REQUEST_MEGAPIXELS", 64, 0.001, 10_000) * 1e6
+            ),
+            max_batch=int(_number("SKINTWIN_MAX_BATCH", 16, 1, 256)),
+            timeout_s=_number("SKINTWIN_REQUEST_TIMEOUT_S", 30, 0.1, 3600),
+            upload_timeout_s=_number("SKINTWIN_UPLOAD_TIMEOUT_S", 20, 0.1, 3600),
+            reload_interval_s=_number("SKINTWIN_RELOAD_INTERVAL_S", 30, 0.5, 86_400),
+            weights=os.environ.get("SKINTWIN_SERVE_WEIGHTS") or None,
         )

@@ -58,6 +58,13 @@ class Metrics:
         self.model_info = Gauge(
             "skintwin_model_info", "Served model", ["name", "version"], registry=self.registry
         )
+        self.journal = Gauge(
+            "skintwin_store_journal_rows",
+            "Predictions the store could not take at once: spilled to the local journal, "
+            "replayed from it since start, and pending now",
+            ["state"],
+            registry=self.registry,
+        )
 
 
 class ServiceState:
@@ -72,10 +79,12 @@ class ServiceState:
         self.metrics = Metrics()
         self.stop = threading.Event()
 
-    def poll_registry(self) -> None:
-        """Follow the alias until stopped; a registry outage must not stop serving."""
+    def poll(self) -> None:
+        """Until stopped: follow the alias, and replay journalled predictions into the
+        store. An outage of either must not stop serving."""
         while not self.stop.wait(self.settings.reload_interval_s):
             try:
                 self.holder.reload_if_moved()
             except Exception as exc:
                 log.warning("reload check failed: %s", exc)
+            self.monitor.replay_journal()

@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from skintwin.io import atomic_dir, atomic_write_json
+from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
 from skintwin.params import EvaluateParams
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 
@@ -51,8 +51,10 @@ def run_evaluate(
     weights: Path, dataset: Path, params: EvaluateParams, out: Path, device: str = "cpu"
 ) -> Evaluation:
     """Evaluate `weights` on `dataset`'s test split and write the reports into `out`."""
+    inputs = [dataset, Path(weights).parent]
+    check_output_dir(out, "evaluate", inputs)  # before the work, not after
     result = evaluate_weights(weights, dataset, params, device)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, owner="evaluate", inputs=inputs) as tmp:
         atomic_write_json(tmp / "metrics.json", result.metrics_doc())
         names = list(result.pr_curves)
         with (tmp / "pr_curve.csv").open("w", newline="") as fh:

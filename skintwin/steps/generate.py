@@ -57,7 +57,7 @@ def run_generate(
     """
     if shift not in SHIFTS:
         raise ValueError(f"unknown shift {shift!r}; choose from {sorted(SHIFTS)}")
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, owner="generate") as tmp:
         (tmp / "images").mkdir()
         if labels:
             (tmp / "labels").mkdir()
@@ -79,7 +79,7 @@ def run_generate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skintwin.params import load_params
+    from skintwin.params import load_params, with_overrides
     from skintwin.runtime import run_main
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -93,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         params = load_params(args.params)
-        gen = params.generate
-        overrides = {"n_images": args.n_images, "seed": args.seed}
-        gen = type(gen).model_validate(
-            {**gen.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-        )
+        gen = with_overrides(params.generate, "generate", n_images=args.n_images, seed=args.seed)
         run_generate(
             Path(args.out), gen, args.shift, not args.no_labels, params.preprocess.workers
         )

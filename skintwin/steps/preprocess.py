@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from PIL import Image
 
 from skintwin.data.dataset import Layout, discover, label_path, list_images, parse_labels
 from skintwin.data.features import extract_many
+from skintwin.data.images import decode_image, needs_normalising
 from skintwin.data.splits import SPLITS, stratified_split
-from skintwin.io import atomic_dir, atomic_write_json
+from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
 from skintwin.params import PreprocessParams
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,23 @@ def _collect(layout: Layout) -> tuple[list[dict], int]:
     return items, dropped
 
 
-def _unique_name(item: dict, taken: set[str]) -> str:
-    name = item["image"].name
+def _unique_name(name: str, item: dict, taken: set[str]) -> str:
     if name in taken:
         name = f"{item['source_split']}_{name}"
     taken.add(name)
+    return name
+
+
+def _place_image(item: dict, folder: Path, taken: set[str]) -> str:
+    """Copy an image, or write it as a plain PNG when Ultralytics' reader could see other
+    pixels than ours (EXIF rotation, CMYK, 16-bit, palette): one reading of every image."""
+    source = item["image"]
+    if not needs_normalising(source):
+        name = _unique_name(source.name, item, taken)
+        shutil.copyfile(source, folder / name)
+        return name
+    name = _unique_name(source.with_suffix(".png").name, item, taken)
+    Image.fromarray(decode_image(source, max_pixels=None)).save(folder / name)
     return name
 
 
@@ -58,6 +72,7 @@ def run_preprocess(layout: Layout, params: PreprocessParams, out: Path) -> dict:
     Returns:
         Counts: images kept, duplicates dropped, images per split.
     """
+    check_output_dir(out, "preprocess", [layout.root])  # before the work, not after
     items, dropped = _collect(layout)
     feats = extract_many(
         [it["image"] for it in items],
@@ -75,13 +90,12 @@ def run_preprocess(layout: Layout, params: PreprocessParams, out: Path) -> dict:
         params.seed,
     )
     rows, taken = [], set()
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, owner="preprocess", inputs=[layout.root]) as tmp:
         for split in SPLITS:
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "labels" / split).mkdir(parents=True)
         for it, split in zip(items, assignment, strict=True):
-            name = _unique_name(it, taken)
-            shutil.copyfile(it["image"], tmp / "images" / split / name)
+            name = _place_image(it, tmp / "images" / split, taken)
             if it["boxes"]:
                 lines = [f"{b.cls} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}" for b in it["boxes"]]
                 (tmp / "labels" / split / Path(name).with_suffix(".txt")).write_text(

@@ -45,7 +45,7 @@ def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=(
     args.update(params.augment.model_dump())
     root = Path.cwd()
     with (
-        atomic_dir(out) as tmp,
+        atomic_dir(out, owner="train", inputs=[data_yaml.parent]) as tmp,
         mlflow.start_run(
             experiment_id=experiment_id(TRAINING_EXPERIMENT, root),
             run_name=f"train-{params.model.rsplit('/', 1)[-1]}",

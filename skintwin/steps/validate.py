@@ -15,8 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from skintwin.data.dataset import (
     IMAGE_SUFFIXES,
     Layout,
@@ -26,6 +24,7 @@ from skintwin.data.dataset import (
     list_images,
     parse_labels,
 )
+from skintwin.data.images import ImageError, decode_image, max_pixels_from_env
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_write_json
 from skintwin.params import ValidateParams
@@ -34,17 +33,16 @@ log = logging.getLogger(__name__)
 
 
 def _inspect_image(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None]:
-    """(content hash, (width, height), error) of one image; decodes it fully."""
+    """(content hash, (width, height), error) of one image; decodes it fully, with the
+    decoder every later step uses."""
     try:
         data = path.read_bytes()
-        with Image.open(path) as im:
-            im.verify()
-        with Image.open(path) as im:
-            im.load()
-            size = im.size
-    except Exception as exc:  # PIL raises many types for corrupt files
-        return None, None, f"unreadable or truncated image: {exc}"
-    return hashlib.sha256(data).hexdigest(), size, None
+        rgb = decode_image(data, max_pixels_from_env(), label=path.name)
+    except OSError as exc:
+        return None, None, f"unreadable image: {exc.strerror or exc}"
+    except ImageError as exc:
+        return None, None, f"unusable image: {exc}"
+    return hashlib.sha256(data).hexdigest(), (rgb.shape[1], rgb.shape[0]), None
 
 
 def _orphan_labels(layout: Layout, images: list[Path]) -> list[Problem]:

@@ -10,17 +10,29 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from skintwin.project import ProjectPaths
+from skintwin.redact import mask_text, mask_url
 
 TRAINING_EXPERIMENT = "skin-twin-training"
 MONITORING_EXPERIMENT = "skin-twin-monitoring"
 
 
-def configure_tracking(root: Path) -> str:
-    """Use $MLFLOW_TRACKING_URI, else the embedded default `sqlite:///<root>/mlflow.db`."""
+def configure_tracking(root: Path, create: bool = True) -> str:
+    """Use $MLFLOW_TRACKING_URI, else the embedded default `sqlite:///<root>/mlflow.db`.
+
+    With `create=False` (commands that only read) a missing default database is an error
+    rather than an empty new one.
+    """
     import mlflow
 
-    default = f"sqlite:///{ProjectPaths(Path(root).resolve()).mlflow_db}"
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or default
+    database = ProjectPaths(Path(root).resolve()).mlflow_db
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{database}"
+    if not create and uri == f"sqlite:///{database}" and not database.is_file():
+        from skintwin.errors import SkinTwinError
+
+        raise SkinTwinError(
+            f"{database}: no MLflow registry here yet; train first (skintwin train) "
+            "or set MLFLOW_TRACKING_URI"
+        )
     mlflow.set_tracking_uri(uri)
     return uri
 
@@ -66,12 +78,15 @@ def unreachable_as_error(uri: str) -> Iterator[None]:
     try:
         yield
     except requests.exceptions.RequestException as exc:
-        raise SkinTwinError(f"MLflow tracking server {uri} is unreachable: {exc}") from None
+        raise SkinTwinError(
+            f"MLflow tracking server {mask_url(uri)} is unreachable: {mask_text(str(exc))}"
+        ) from None
     except MlflowException as exc:
         if "API request" not in str(exc) and "Max retries" not in str(exc):
             raise
+        reason = mask_text(str(exc).splitlines()[0][:300])
         raise SkinTwinError(
-            f"MLflow tracking server {uri} is unreachable: {str(exc).splitlines()[0][:300]}"
+            f"MLflow tracking server {mask_url(uri)} is unreachable: {reason}"
         ) from None
 
 

@@ -73,7 +73,7 @@ def test_version_registered_by_the_flat_layout_loads(champion: Path, tmp_path: P
         loaded = LoadedModel.from_pyfunc_dir(folder, NAME, "1", "champion", "registry")
         assert isinstance(loaded.predict(str(image))[0]["detections"], list)
         plain = mlflow.pyfunc.load_model(f"models:/{NAME}/1")
-        assert plain.predict(str(image))[0]["width"] == 128
+        assert plain.predict(image.read_bytes())[0]["width"] == 128
     finally:
         mlflow.set_tracking_uri(previous)
         os.environ["MLFLOW_TRACKING_URI"] = previous

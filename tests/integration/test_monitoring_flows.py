@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,99 @@ def test_loader_follows_alias_and_survives_registry_outage(
     assert (model.version, model.source) == ("2", "local cache")
     image = next((champion / "batches/normal/images").iterdir())
     assert isinstance(model.predict(str(image))[0]["detections"], list)
+
+
+# ---- hardening (issue #11): batches checked first, idempotent, bounded, inside the project ----
+
+
+def _bomb_png() -> bytes:
+    """A ~100-byte PNG whose header declares 30000×30000 pixels (2.7 GB decoded)."""
+    import io
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = (30000).to_bytes(4, "big") * 2
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    return bytes(data)
+
+
+_PEAK = (
+    "import resource, sys\n"
+    "from skintwin.ops.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def _score_cli(champion: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    """`skintwin score` in its own process; returns it and that process's peak memory (MB)."""
+    import os
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, "score", *args],
+        cwd=champion,
+        env=dict(os.environ, SKINTWIN_HOME=str(champion)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    peak = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_KB")]
+    return proc, int(peak[-1]) / 1024 if peak else float("nan")
+
+
+def test_a_batch_with_bombs_and_odd_names_scores_the_rest_once(
+    champion: Path, tmp_path: Path
+) -> None:
+    import os
+    import shutil
+
+    from skintwin.monitoring.monitor import ModelMonitor
+
+    folder = tmp_path / "odd"
+    shutil.copytree(champion / "batches/normal/images", folder)
+    for i in range(4):
+        (folder / f"bomb{i}.png").write_bytes(_bomb_png())
+    odd = os.fsencode(folder) + b"/caf\xe9-latin1.jpg"  # a name that is not UTF-8
+    with open(odd, "wb") as fh:
+        fh.write(next((champion / "batches/normal/images").iterdir()).read_bytes())
+    store = ModelMonitor(project_dir=champion).store
+    before = store.count()
+    proc, peak_mb = _score_cli(champion, "--images", str(folder), "--source", "odd")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert peak_mb < 1536  # four 2.7 GB bombs refused from their headers
+    rows = store.window(source="odd")
+    assert len(rows) == 45 and rows["error"].notna().sum() == 4
+    assert rows[rows["error"].notna()]["error"].str.contains("exceeds").all()
+    assert "caf\\xe9-latin1.jpg" in set(rows["image_ref"])
+    reports = list((champion / "reports/batch").glob("*-odd/predictions.csv"))
+    assert len(reports) == 1
+    again, _ = _score_cli(champion, "--images", str(folder), "--source", "odd")
+    assert again.returncode == 0 and store.count() == before + 45  # replaced, not doubled
+
+
+@pytest.mark.parametrize(
+    ("source", "named"),
+    [("x" * 260, "source"), ("x/../../../../../../tmp/p", "source"), ("..", "source")],
+)
+def test_bad_sources_fail_before_any_write(
+    champion: Path, tmp_path: Path, source: str, named: str
+) -> None:
+    from flows.batch_inference import batch_inference_flow
+    from skintwin.errors import SkinTwinError
+    from skintwin.monitoring.monitor import ModelMonitor
+
+    store = ModelMonitor(project_dir=champion).store
+    before, reports = store.count(), set((champion / "reports").rglob("*"))
+    outside = set(Path("/tmp").glob("p*"))
+    with pytest.raises(SkinTwinError, match=named):
+        batch_inference_flow(
+            str(champion / "batches/normal/images"), source=source, project_dir=str(champion)
+        )
+    assert store.count() == before and set((champion / "reports").rglob("*")) == reports
+    assert set(Path("/tmp").glob("p*")) == outside

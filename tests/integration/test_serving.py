@@ -21,6 +21,7 @@ from tests.conftest import free_port, start_service, wait_http
 
 pytestmark = pytest.mark.slow
 NAME = "skin-twin-detector"
+_PIDS: dict[str, int] = {}  # service URL -> its process id (for its peak memory)
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +35,19 @@ def service(champion: Path, tmp_path_factory):
         work / "service.log",
         SKINTWIN_RELOAD_INTERVAL_S="1",
         SKINTWIN_MAX_UPLOAD_MB="1",
+        SKINTWIN_UPLOAD_TIMEOUT_S="3",
+        SKINTWIN_STORE_BUSY_TIMEOUT_S="1",
         SKINTWIN_MONITOR_DB=f"sqlite:///{store}",
         MLFLOW_TRACKING_URI=f"sqlite:///{champion / 'mlflow.db'}",
     )
+    _PIDS[f"http://127.0.0.1:{port}"] = proc.pid
     try:
         yield f"http://127.0.0.1:{port}", store
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    log = (work / "service.log").read_text()
+    assert "Traceback" not in log, log[-3000:]  # no request, however bad, crashed a handler
 
 
 def _jpeg(champion: Path) -> bytes:
@@ -192,8 +198,164 @@ def test_mlflow_models_serve_answers(champion: Path, tmp_path: Path) -> None:
         assert r.status_code == 200, r.text[:500]
         prediction = r.json()["predictions"][0]
         assert prediction["width"] == 128 and isinstance(prediction["detections"], list)
+        # a path on the server is never read, and a caller cannot tell what exists there
+        answers = set()
+        for path in (champion / "models/train/weights/best.pt", champion, "/nowhere.jpg"):
+            bad = httpx.post(
+                f"http://127.0.0.1:{port}/invocations",
+                timeout=60,
+                json={"dataframe_split": {"columns": ["image"], "data": [[str(path)]]}},
+            )
+            assert bad.status_code == 400 and "stack_trace" not in bad.json(), bad.text[:500]
+            answers.add(bad.json()["message"].split("Error:")[-1].strip())
+        assert len(answers) == 1 and "base64" in answers.pop()
     finally:
         import signal
 
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+# ---- hardening (issue #11): bounded uploads, slow senders, a locked store, one decoder ----
+
+
+def _stream_until_answer(url: str, path: str, headers: str, chunk: bytes, total: int) -> bytes:
+    """Send a chunked body of up to `total` bytes, reading the answer as soon as the server
+    gives one (a client that waits to finish sending would hit the closed connection)."""
+    import select
+    import socket
+
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        request = f"POST {path} HTTP/1.1\r\nHost: x\r\n{headers}"
+        sock.sendall(f"{request}Transfer-Encoding: chunked\r\n\r\n".encode())
+        sent = 0
+        while sent < total:
+            if select.select([sock], [], [], 0)[0]:
+                break
+            try:
+                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        sock.settimeout(30)
+        return sock.recv(200)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return (
+        int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        / 1024
+    )
+
+
+def test_chunked_and_many_part_uploads_are_cut_off_while_streaming(service) -> None:
+    url, _ = service
+    jpeg_start = b"\xff\xd8\xff" + b"\0" * (2**20 - 3)
+    headers = "Content-Type: image/jpeg\r\n"
+    answer = _stream_until_answer(url, "/predict", headers, jpeg_start, 1536 * 2**20)
+    assert answer.startswith(b"HTTP/1.1 413"), answer  # a 1.5 GB body, not read whole
+    boundary = "b0undary"
+    head = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=files; filename=a.jpg\r\n"
+        "Content-Type: image/jpeg\r\n\r\n"
+    )
+    part = head.encode() + b"\xff\xd8\xff" + b"\0" * int(9.5 * 2**20) + b"\r\n"
+    headers = f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+    answer = _stream_until_answer(url, "/predict/batch", headers, part, 300 * len(part))
+    assert answer.startswith(b"HTTP/1.1 413"), answer  # 300 parts of 9.5 MB, not read whole
+    assert httpx.get(f"{url}/health").status_code == 200
+    assert _peak_rss_mb(_PIDS[url]) < 1536  # never buffered whole
+
+
+def test_pixels_are_budgeted_per_request(service) -> None:
+    url, _ = service
+    buf = io.BytesIO()
+    Image.new("RGB", (6000, 6000), (200, 150, 120)).save(buf, format="JPEG", quality=20)
+    big = buf.getvalue()  # 36 MP each: under the per-image limit, two are over budget
+    r = httpx.post(
+        f"{url}/predict/batch",
+        files=[("files", (f"{i}.jpg", big, "image/jpeg")) for i in range(4)],
+        timeout=120,
+    )
+    assert r.status_code == 413 and "pixels in one request" in r.json()["error"], r.text
+    assert _peak_rss_mb(_PIDS[url]) < 1536
+
+
+def test_a_slow_sender_gets_408_and_a_vanishing_one_no_traceback(service) -> None:
+    import socket
+
+    url, _ = service
+    port = int(url.rsplit(":", 1)[1])
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        b"Content-Length: 100000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port)) as slow:
+        slow.sendall(head + b"\xff\xd8\xff")
+        start = time.perf_counter()
+        slow.settimeout(30)
+        answer = slow.recv(200)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.perf_counter() - start < 10  # the upload timeout (3 s), not forever
+    with socket.create_connection(("127.0.0.1", port)) as gone:
+        gone.sendall(head + b"\xff\xd8\xff" + b"\0" * 1000)
+    time.sleep(1)
+    assert httpx.get(f"{url}/health").status_code == 200  # the log check is at teardown
+
+
+def test_locked_store_never_drops_an_acknowledged_prediction(service, champion: Path) -> None:
+    import sqlite3
+
+    from skintwin.monitoring.store import PredictionStore
+
+    url, store = service
+    before = PredictionStore(f"sqlite:///{store}").count()
+    lock = sqlite3.connect(store, timeout=60)
+    lock.execute("BEGIN EXCLUSIVE")  # held far past the service's 1 s busy timeout
+    try:
+        for _ in range(3):
+            r = httpx.post(f"{url}/predict", content=_jpeg(champion), timeout=60)
+            assert r.status_code == 200
+        deadline = time.time() + 20
+        while 'spilled"} 3.0' not in httpx.get(f"{url}/metrics").text and time.time() < deadline:
+            time.sleep(0.25)
+        assert (
+            'skintwin_store_journal_rows{state="spilled"} 3.0' in httpx.get(f"{url}/metrics").text
+        )
+    finally:
+        lock.rollback()
+        lock.close()
+    deadline = time.time() + 20  # replayed by the service's poll loop (1 s here)
+    while PredictionStore(f"sqlite:///{store}").count() < before + 3 and time.time() < deadline:
+        time.sleep(0.25)
+    assert PredictionStore(f"sqlite:///{store}").count() == before + 3
+
+
+def _rotated_photo(champion: Path) -> bytes:
+    """A demo photo stored sideways with EXIF orientation 6, as phones write them."""
+    with Image.open(io.BytesIO(_jpeg(champion))) as im:
+        stored = im.transpose(Image.Transpose.ROTATE_90)  # what the sensor wrote
+        exif = Image.Exif()
+        exif[0x0112] = 6  # display rotated 90° clockwise: back to the original
+        buf = io.BytesIO()
+        stored.save(buf, format="JPEG", quality=95, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def test_service_and_batch_read_an_exif_rotated_photo_the_same_way(
+    service, champion: Path, tmp_path: Path
+) -> None:
+    from skintwin.model.loaded import LoadedModel
+    from skintwin.monitoring.scoring import plan_batch, score_batch
+
+    url, _ = service
+    photo = _rotated_photo(champion)
+    (tmp_path / "batch").mkdir()
+    (tmp_path / "batch" / "rotated.jpg").write_bytes(photo)
+    served = httpx.post(f"{url}/predict?conf=0.05", content=photo, timeout=60).json()
+    model = LoadedModel.from_weights(champion / "models/train/weights/best.pt")
+    row = score_batch(model, plan_batch(tmp_path / "batch", "rot"), 0.05, 64, 40_000_000)[0]
+    assert (served["width"], served["height"]) == (row["width"], row["height"])
+    assert [d["box"] for d in served["detections"]] == [d["box"] for d in row["detections"]]

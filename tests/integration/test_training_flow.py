@@ -44,7 +44,7 @@ def test_flow_registers_promotes_and_skips_when_nothing_changed(project, prefect
     assert result["decision"]["promote"] is True  # first candidate, floor 0 in the tiny config
     champion = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     image = next((project / "data/processed/images/test").iterdir())
-    out = champion.predict(str(image))
+    out = champion.predict(image.read_bytes())
     assert out[0]["width"] > 0 and isinstance(out[0]["detections"], list)
     tags = _versions()[0].tags
     for key in (

@@ -7,12 +7,14 @@ import io
 from pathlib import Path
 
 import numpy as np
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from skintwin.data.dataset import parse_labels, read_names
-from skintwin.data.features import image_features, load_rgb
+from skintwin.data.features import image_features
+from skintwin.data.images import decode_image
 from skintwin.errors import SkinTwinError
 from skintwin.params import parse_params
 
@@ -119,7 +121,7 @@ truncated_pngs = st.builds(
 @given(data=st.one_of(st.binary(max_size=300), truncated_pngs))
 def test_image_bytes(data: bytes) -> None:
     try:
-        rgb = load_rgb(data)
+        rgb = decode_image(data)
     except SkinTwinError as exc:
         assert "image" in str(exc)
     else:
@@ -140,7 +142,8 @@ def test_image_bytes(data: bytes) -> None:
     )
 )
 def test_service_upload_check(data: bytes) -> None:
-    from skintwin.serving.uploads import BadImage, Settings, check_image
+    from skintwin.serving.settings import Settings
+    from skintwin.serving.uploads import BadImage, check_image
 
     try:
         rgb = check_image(data, Settings(max_upload_bytes=10_000, max_pixels=10_000))
@@ -148,3 +151,45 @@ def test_service_upload_check(data: bytes) -> None:
         assert 400 <= exc.status < 500 and exc.message
     else:
         assert rgb.ndim == 3 and rgb.shape[2] == 3
+
+
+# params.yaml values that used to load and crash later (issue #11): one line naming the key
+LEAVES = [
+    ("generate", "seed"),
+    ("generate", "n_images"),
+    ("train", "epochs"),
+    ("train", "lr0"),
+    ("train", "optimizer"),
+    ("evaluate", "conf"),
+    ("promote", "floor"),
+    ("promote", "model_name"),
+    ("monitor", "num_method"),
+    ("monitor", "cat_method"),
+    ("monitor", "webhook_timeout_s"),
+    ("monitor", "window_hours"),
+    ("preprocess", "test_fraction"),
+]
+VALUES = st.one_of(
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=3),
+    st.sampled_from(["ks", "wasserstein", "chisquare", "fisher_exact", "psi", "es", "z"]),
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(leaf=st.sampled_from(LEAVES), value=VALUES)
+def test_one_bad_value_is_one_line_naming_its_key(
+    base_params: dict, leaf: tuple[str, str], value
+) -> None:
+    raw = copy.deepcopy(base_params)
+    raw[leaf[0]][leaf[1]] = value
+    try:
+        parsed = parse_params(yaml.safe_load(yaml.safe_dump(raw)))
+    except SkinTwinError as exc:
+        assert f"{leaf[0]}.{leaf[1]}" in str(exc) and "\n" not in str(exc), str(exc)
+    else:
+        assert getattr(getattr(parsed, leaf[0]), leaf[1]) is not None

@@ -1,4 +1,4 @@
-"""How the pyfunc reads its input: bytes, a path, or base64 text (a JSON request)."""
+"""How the pyfunc reads its input: bytes, arrays or base64 text; text is never a path."""
 
 from __future__ import annotations
 
@@ -7,14 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
 
-from skintwin.model.pyfunc import as_sources, decode_cell
-
-
-def test_an_existing_path_stays_a_path(tmp_path: Path) -> None:
-    image = tmp_path / "x.jpg"
-    image.write_bytes(b"\xff\xd8\xff")
-    assert decode_cell(str(image)) == str(image)
+from skintwin.data.images import ImageError
+from skintwin.model.pyfunc import SkinTwinDetector, as_sources, decode_cell
 
 
 def test_base64_text_becomes_bytes() -> None:
@@ -22,12 +19,10 @@ def test_base64_text_becomes_bytes() -> None:
     assert decode_cell(base64.b64encode(data).decode()) == data
 
 
-def test_text_that_is_neither_is_left_for_the_decoder_to_refuse() -> None:
-    assert decode_cell("no/such/file.jpg!") == "no/such/file.jpg!"
-
-
-def test_bytes_pass_through() -> None:
+def test_bytes_and_arrays_pass_through() -> None:
     assert decode_cell(bytearray(b"abc")) == b"abc"
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    assert decode_cell(rgb) is rgb
 
 
 def test_input_shapes() -> None:
@@ -35,4 +30,23 @@ def test_input_shapes() -> None:
     assert len(as_sources(rgb)) == 1 and as_sources(rgb)[0] is rgb
     assert as_sources(["a", "b"]) == ["a", "b"]
     frame = pd.DataFrame({"image": [base64.b64encode(b"xyz").decode()]})
-    assert as_sources(frame) == [b"xyz"]
+    assert [decode_cell(v) for v in as_sources(frame)] == [b"xyz"]
+
+
+def test_a_path_is_never_read_and_never_told_apart(tmp_path: Path) -> None:
+    """A remote caller learns nothing about the server's disk: an existing file, a folder
+    and a missing path all get the same answer, with no stack trace."""
+    real = tmp_path / "secret.jpg"
+    real.write_bytes(b"\xff\xd8\xff")
+    answers = []
+    for text in (str(real), str(tmp_path), str(tmp_path / "missing.jpg")):
+        with pytest.raises(ImageError) as info:
+            decode_cell(text)
+        answers.append(str(info.value))
+        frame = pd.DataFrame({"image": [text]})
+        with pytest.raises(MlflowException) as served:
+            SkinTwinDetector().predict(None, frame)
+        assert (
+            "Traceback" not in served.value.message and served.value.get_http_status_code() == 400
+        )
+    assert len(set(answers)) == 1 and "base64" in answers[0]

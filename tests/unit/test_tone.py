@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skintwin.data.features import image_features, load_rgb
+from skintwin.data.features import image_features
+from skintwin.data.images import decode_image
 from skintwin.data.synth import encode_jpeg, paint
 from skintwin.data.tone import ita_group
 from skintwin.params import GenerateParams
@@ -43,7 +44,7 @@ def test_ita_recovers_generated_tone_group(base_params: dict) -> None:
             gen.max_lesions,
             gen.background_fraction,
         )
-        rgb = load_rgb(encode_jpeg(p.rgb, p.jpeg_quality))
+        rgb = decode_image(encode_jpeg(p.rgb, p.jpeg_quality))
         feats = image_features(rgb, [b[1:] for b in p.boxes])
         hits += feats["tone_group"] == p.tone_group
     assert hits / n >= 0.9, f"only {hits}/{n} tone groups recovered"
