@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from skintwin.errors import SkinTwinError
-from skintwin.params import IMAGE_FEATURES
+from skintwin.names import IMAGE_FEATURES
 from skintwin.redact import mask_url
 
 metadata = MetaData()
@@ -102,7 +102,8 @@ def _add_missing_columns(engine: Engine) -> None:
                 kind = column.type.compile(engine.dialect)
                 with engine.begin() as conn:
                     conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
-    metadata.create_all(engine)  # indexes on the new columns
+        for index in table.indexes:  # create_all adds no index to a table that exists
+            index.create(engine, checkfirst=True)
 
 
 def open_engine(url: str) -> Engine:

@@ -70,3 +70,33 @@ def test_four_processes_lose_nothing(tmp_path: Path) -> None:
     store = PredictionStore(url)
     assert store.count() == 40_000
     assert store.window()["ts"].nunique() == 40_000
+
+
+def test_a_store_of_the_previous_release_is_migrated_in_place(tmp_path: Path) -> None:
+    """Columns and indexes added since (uid, batch_id, last_seen) are added; rows stay."""
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # the tables as the previous release created them
+        conn.execute(
+            "CREATE TABLE predictions (id INTEGER PRIMARY KEY, ts FLOAT NOT NULL, model_name "
+            "VARCHAR(200) NOT NULL, model_version VARCHAR(50) NOT NULL, source VARCHAR(200) "
+            "NOT NULL, latency_ms FLOAT, error TEXT, n_detections INTEGER, mean_confidence "
+            "FLOAT, class_counts TEXT, detections TEXT, width FLOAT, height FLOAT, brightness "
+            "FLOAT, contrast FLOAT, saturation FLOAT, sharpness FLOAT, ita FLOAT, tone_group "
+            "VARCHAR(20), image_ref TEXT)"
+        )
+        conn.execute(
+            "CREATE TABLE alert_state (key VARCHAR(300) PRIMARY KEY, severity VARCHAR(20) "
+            "NOT NULL, rank INTEGER NOT NULL, time FLOAT NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO predictions (ts, model_name, model_version, source) "
+            "VALUES (1.0, 'm', '1', 'old')"
+        )
+    store = PredictionStore(f"sqlite:///{db}")
+    row = {"uid": "u1", "ts": 2.0, "model_name": "m", "model_version": "2"}
+    store.log_many([row])
+    store.log_many([row])  # a replay: skipped by uid
+    assert store.replace_batch("b1", [{"ts": 3.0, "model_name": "m"}]) == 1
+    assert store.count() == 3 and store.claim_alert("k", "warning", 1, 10.0, 60.0)
