@@ -16,11 +16,15 @@ from skintwin.errors import SkinTwinError
 MARKER = ".skintwin-output"  # written into every step output: which step owns the folder
 
 
-def check_output_dir(target: Path, owner: str, inputs: Sequence[Path] = ()) -> Path:
+def check_output_dir(
+    target: Path, owner: str, inputs: Sequence[Path] = (), known: frozenset[str] = frozenset()
+) -> Path:
     """The resolved `target`, if a step named `owner` may replace it.
 
     Refused: a folder that holds one of `inputs` or lies inside one, and a folder that is
-    not empty and not an earlier output of the same step (its marker file says so).
+    not empty and not an earlier output of the same step: its marker file says so, or —
+    written before markers existed — it holds nothing but names the step writes (`known`).
+    DVC's own `.gitignore` does not count: DVC writes it again after the step.
     """
     target = Path(target).resolve()
     for given in inputs:
@@ -33,8 +37,10 @@ def check_output_dir(target: Path, owner: str, inputs: Sequence[Path] = ()) -> P
         if not target.is_dir():
             raise SkinTwinError(f"{target}: exists and is not a folder")
         marker = target / MARKER
-        owned = marker.is_file() and marker.read_text().strip() == owner
-        if not owned and any(target.iterdir()):
+        entries = {p.name for p in target.iterdir()} - {MARKER, ".gitignore"}
+        # the marker says who owns it; an unmarked folder of this step's names is legacy
+        owned = marker.read_text().strip() == owner if marker.is_file() else entries <= known
+        if not owned and entries:
             raise SkinTwinError(
                 f"{target}: not empty and not an earlier `{owner}` output; "
                 "choose an empty or new folder"
@@ -50,7 +56,10 @@ def _umask() -> int:
 
 @contextmanager
 def atomic_dir(
-    target: Path, owner: str | None = None, inputs: Sequence[Path] = ()
+    target: Path,
+    owner: str | None = None,
+    inputs: Sequence[Path] = (),
+    known: frozenset[str] = frozenset(),
 ) -> Iterator[Path]:
     """Yield a temporary sibling folder that replaces `target` on success, vanishes on error.
 
@@ -58,7 +67,7 @@ def atomic_dir(
     as that step's output. One writer per output (DVC holds its repo lock): leftovers of a
     writer that was killed (`.<name>.tmp-*`) are removed first, so a re-run starts clean.
     """
-    target = check_output_dir(target, owner, inputs) if owner else Path(target).resolve()
+    target = check_output_dir(target, owner, inputs, known) if owner else Path(target).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)

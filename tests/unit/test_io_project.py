@@ -31,3 +31,18 @@ def test_set_data_path_keeps_comments(tmp_path: Path) -> None:
     assert set_data_path(tmp_path, tmp_path / "mine") is False
     with pytest.raises(SkinTwinError, match="does not exist"):
         set_data_path(tmp_path, tmp_path / "missing")
+
+
+def test_an_unmarked_folder_of_the_step_s_own_names_is_an_earlier_output(tmp_path: Path) -> None:
+    """Outputs written before markers existed stay replaceable; anything else is refused."""
+    from skintwin.io import check_output_dir
+
+    folder = tmp_path / "evaluate"
+    folder.mkdir()
+    (folder / "metrics.json").write_text("{}")
+    (folder / ".gitignore").write_text("/charts\n")  # DVC's own
+    known = frozenset({"metrics.json", "charts"})
+    assert check_output_dir(folder, "evaluate", known=known) == folder.resolve()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(SkinTwinError, match="not an earlier `evaluate` output"):
+        check_output_dir(folder, "evaluate", known=known)
