@@ -131,8 +131,9 @@ def _logging(work: Path, s: dict) -> list[Row]:
 def _drift(work: Path, s: dict) -> list[Row]:
     from skintwin.monitoring.drift import run_drift
     from skintwin.monitoring.store import PredictionStore
+    from skintwin.names import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS
     from skintwin.ops.scratch import SOURCE
-    from skintwin.params import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS, load_params
+    from skintwin.params import load_params
 
     store = PredictionStore(f"sqlite:///{work / 'drift.db'}")
     n = s["drift_rows"]
@@ -177,7 +178,7 @@ def _drift(work: Path, s: dict) -> list[Row]:
 def _features(work: Path, s: dict) -> list[Row]:
     from skintwin.data.features import extract_many
     from skintwin.data.synth import encode_jpeg, paint
-    from skintwin.params import LESION_CLASSES, TONE_GROUPS
+    from skintwin.names import LESION_CLASSES, TONE_GROUPS
 
     folder = work / "jpegs"
     folder.mkdir(parents=True, exist_ok=True)

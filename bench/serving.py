@@ -20,7 +20,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def _images(work: Path, n: int) -> list[bytes]:
     from skintwin.data.synth import encode_jpeg, paint
-    from skintwin.params import LESION_CLASSES, TONE_GROUPS
+    from skintwin.names import LESION_CLASSES, TONE_GROUPS
 
     out = []
     for i in range(n):

@@ -13,30 +13,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from skintwin.errors import SkinTwinError
-
-# Names the parameters are checked against; they live here, the lowest layer that needs them.
-LESION_CLASSES = ("acne", "mole", "rash")  # the demo generator's classes
-TONE_GROUPS = ("very_light", "light", "intermediate", "tan", "brown", "dark")  # light → dark
-# The columns a drift check compares: image features and prediction features (numeric),
-# and the tone group (categorical).
-IMAGE_FEATURES = ("width", "height", "brightness", "contrast", "saturation", "sharpness", "ita")
-PREDICTION_FEATURES = ("n_detections", "mean_confidence")
-NUMERIC_DRIFT_COLUMNS = (*IMAGE_FEATURES, *PREDICTION_FEATURES)
-CATEGORICAL_DRIFT_COLUMNS = ("tone_group",)
-# Evidently 0.7's drift tests by the column type they accept (its stat-test registry).
-# fisher_exact is left out: it takes two categories and the tone group has six.
-NUMERIC_METHODS = frozenset(
-    {"ks", "wasserstein", "anderson", "cramer_von_mises", "ed", "empirical_mmd", "es"}
-    | {"mannw", "t_test", "hellinger", "jensenshannon", "kl_div", "psi"}
-)
-CATEGORICAL_METHODS = frozenset(
-    {"chisquare", "g_test", "z", "TVD", "hellinger", "jensenshannon", "kl_div", "psi"}
-)
-# Tests whose score is a p-value (drift when score < threshold); the others are distances
-# (drift when score ≥ threshold).
-P_VALUE_METHODS = frozenset(
-    {"ks", "chisquare", "z", "g_test", "t_test", "mannw", "anderson", "cramer_von_mises"}
-    | {"es", "empirical_mmd"}
+from skintwin.names import (
+    CATEGORICAL_DRIFT_COLUMNS,
+    CATEGORICAL_METHODS,
+    LESION_CLASSES,
+    NUMERIC_DRIFT_COLUMNS,
+    NUMERIC_METHODS,
+    TONE_GROUPS,
 )
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -86,6 +69,8 @@ class PreprocessParams(_Section):
     seed: Seed
     val_fraction: Annotated[float, Field(gt=0.0, lt=0.5)]
     test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)]
+    min_test_per_group: Annotated[int, Field(ge=0)]  # test images each tone group gets at least
+    keep_splits: bool  # keep a dataset's own train/val/test split instead of re-splitting
     workers: PositiveInt
 
 
@@ -115,19 +100,31 @@ class TrainParams(_Section):
     augment: AugmentParams
 
 
+Resamples = Annotated[int, Field(ge=100, le=20_000)]
+
+
 class EvaluateParams(_Section):
     conf: Annotated[float, Field(gt=0.0, lt=1.0)]
     iou: Annotated[float, Field(gt=0.0, lt=1.0)]
     imgsz: Annotated[int, Field(ge=32, le=4096)]
+    bootstrap: Resamples  # resamples for the 95% intervals
+    seed: Seed
 
 
 class PromoteParams(_Section):
     model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    metric: Literal["mAP50", "mAP50-95", "precision", "recall"]
+    metric: Literal["mAP50", "mAP50-95"]  # the gate's figure: an AP, with a paired interval
     floor: Fraction
+    rule: Literal["superior", "non_inferior"]
     min_delta: Annotated[float, Field(ge=0.0, le=1.0)]
+    non_inferiority_margin: Annotated[float, Field(ge=0.0, le=0.5)]
     min_group_images: PositiveInt
     group_tolerance: Fraction
+    max_detectable_drop: Annotated[float, Field(gt=0.0, le=1.0)]
+    on_insufficient: Literal["block", "allow"]
+    confidence: Annotated[float, Field(ge=0.5, lt=1.0)]
+    bootstrap: Resamples
+    seed: Seed
 
 
 class ColumnTest(_Section):

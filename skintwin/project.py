@@ -109,6 +109,10 @@ class ProjectPaths:
         return self.processed / "reference_features.parquet"
 
     @property
+    def split_report(self) -> Path:
+        return self.root / "reports" / "preprocess" / "split_report.json"
+
+    @property
     def train_dir(self) -> Path:
         return self.root / "models" / "train"
 
@@ -123,6 +127,10 @@ class ProjectPaths:
     @property
     def metrics(self) -> Path:
         return self.evaluate_dir / "metrics.json"
+
+    @property
+    def test_stats(self) -> Path:
+        return self.evaluate_dir / "test_stats.npz"
 
     # operational outputs (outside the DAG)
     @property

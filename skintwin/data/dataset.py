@@ -51,7 +51,8 @@ class Layout:
     root: Path
     data_yaml: Path
     names: tuple[str, ...]
-    splits: dict[str, Path]  # split name ("all" when flat) -> images folder
+    splits: dict[str, Path]  # split name ("all" when flat) -> images folder, each read once
+    overlaps: tuple[tuple[str, str], ...] = ()  # (split, the split naming the same folder)
 
 
 def find_data_yaml(root: Path) -> Path:
@@ -127,7 +128,15 @@ def discover(root: str | Path) -> Layout:
         raise SkinTwinError(
             f"{root}: no images found: expected images/, images/<split>/ or <split>/images/"
         )
-    return Layout(root=root, data_yaml=data_yaml, names=names, splits=splits)
+    seen: dict[Path, str] = {}
+    overlaps = []
+    for split, folder in list(splits.items()):  # e.g. coco128: train and val in one folder
+        if folder.resolve() in seen:
+            overlaps.append((split, seen[folder.resolve()]))
+            del splits[split]
+        else:
+            seen[folder.resolve()] = split
+    return Layout(root, data_yaml, names, splits, tuple(overlaps))
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""Deterministic train/val/test split, stratified by lesion class and skin-tone group."""
+"""Deterministic train/val/test split: stratified by lesion class and skin-tone group, with
+a minimum of test images per tone group, and near-duplicate groups kept in one split."""
 
 from __future__ import annotations
 
@@ -6,31 +7,78 @@ import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 SPLITS = ("train", "val", "test")
 
 
-def _stratum(classes: Sequence[str], tone: str, class_freq: Counter) -> tuple[str, str]:
-    # The rarest class an image holds decides its stratum, so rare classes spread evenly.
-    rarest = min(classes, key=lambda c: (class_freq[c], c)) if classes else "background"
-    return rarest, tone
+@dataclass(frozen=True)
+class _Unit:
+    """Images that must share a split (a near-duplicate group, or one image)."""
+
+    members: tuple[int, ...]
+    classes: frozenset[str]
+    tone: str
 
 
-def _ensure_coverage(assignment: list[str], key_sets: list[list[set[str]]]) -> None:
-    """Move single images so every class and tone group with ≥ 3 images is in every split."""
-    for values in key_sets:
+def _units(items: Sequence[tuple[Sequence[str], str]], groups: Sequence[Sequence[int]]):
+    grouped = {i for g in groups for i in g}
+    units = [
+        _Unit(tuple(sorted(g)), frozenset(c for i in g for c in items[i][0]), items[min(g)][1])
+        for g in groups
+    ]
+    units += [
+        _Unit((i,), frozenset(items[i][0]), items[i][1])
+        for i in range(len(items))
+        if i not in grouped
+    ]
+    return units
+
+
+def _take(units: list[_Unit], target: int, freq: Counter) -> list[_Unit]:
+    """About `target` images from `units`, in the units' (shuffled) order: each class (a
+    unit counts under its rarest class) gives its proportional share, largest remainders
+    first, so a rare class is not drained from training."""
+    by_class: dict[str, list[_Unit]] = defaultdict(list)
+    for u in units:
+        rarest = min(u.classes, key=lambda c: (freq[c], c)) if u.classes else "background"
+        by_class[rarest].append(u)
+    sizes = {k: sum(len(u.members) for u in v) for k, v in by_class.items()}
+    total = sum(sizes.values())
+    if target <= 0 or total == 0:
+        return []
+    quota = {k: target * n / total for k, n in sizes.items()}
+    share = {k: math.floor(q) for k, q in quota.items()}
+    for k in sorted(quota, key=lambda k: (share[k] - quota[k], k))[: target - sum(share.values())]:
+        share[k] += 1
+    taken = []
+    for key in sorted(by_class):
+        count = 0
+        for u in by_class[key]:
+            if count >= share[key]:
+                break
+            taken.append(u)
+            count += len(u.members)
+    return taken
+
+
+def _ensure_coverage(assignment: list[str], units: list[_Unit]) -> None:
+    """Move single units so every class and tone group with ≥ 3 images is in every split."""
+    keys = [[u.classes for u in units], [{u.tone} for u in units]]
+    for values in keys:
         for value in sorted({v for vs in values for v in vs}):
             holders = [i for i, vs in enumerate(values) if value in vs]
-            if len(holders) < len(SPLITS):
+            if sum(len(units[i].members) for i in holders) < len(SPLITS):
                 continue
             for split in SPLITS:
                 if any(assignment[i] == split for i in holders):
                     continue
                 counts = Counter(assignment[i] for i in holders)
                 donor = max(SPLITS, key=lambda s: (counts[s], s))
-                # Move the donor image that carries the fewest other labels (least disruption).
                 candidates = [i for i in holders if assignment[i] == donor]
-                pick = min(candidates, key=lambda i: (len(values[i]), i))
+                if len(candidates) < 2:
+                    continue
+                pick = min(candidates, key=lambda i: (len(values[i]), len(units[i].members), i))
                 assignment[pick] = split
 
 
@@ -39,31 +87,43 @@ def stratified_split(
     val_fraction: float,
     test_fraction: float,
     seed: int,
+    min_test_per_group: int = 0,
+    groups: Sequence[Sequence[int]] = (),
 ) -> list[str]:
     """Assign each item (its class names, its tone group) to "train", "val" or "test".
 
-    The same items and seed always give the same assignment. Within each stratum
-    (rarest class × tone group) items are shuffled and cut by the fractions, carrying
-    rounding remainders across strata so the global proportions hold; then every class and
-    tone group with at least three images is made present in every split.
+    The same items and seed always give the same assignment. Each tone group gives the
+    test split `test_fraction` of its images, and at least `min_test_per_group` while it
+    keeps two for train and val; then val its fraction; within a group, each class gives
+    its proportional share. Items in one of `groups` (near-duplicates) share
+    a split. Finally every class and tone group with at least three images is made present
+    in every split.
     """
-    class_freq = Counter(c for classes, _ in items for c in set(classes))
-    strata: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, (classes, tone) in enumerate(items):
-        strata[_stratum(classes, tone, class_freq)].append(i)
-    assignment = ["train"] * len(items)
-    carry_val = carry_test = 0.0
-    for key in sorted(strata):
-        members = strata[key]
-        random.Random(f"{seed}:{key[0]}:{key[1]}").shuffle(members)
-        exact_test = len(members) * test_fraction + carry_test
-        exact_val = len(members) * val_fraction + carry_val
-        n_test = min(len(members), math.floor(exact_test + 0.5))
-        n_val = min(len(members) - n_test, math.floor(exact_val + 0.5))
-        carry_test, carry_val = exact_test - n_test, exact_val - n_val
-        for j, idx in enumerate(members):
-            assignment[idx] = "test" if j < n_test else "val" if j < n_test + n_val else "train"
-    class_sets = [set(classes) for classes, _ in items]
-    tone_sets = [{tone} for _, tone in items]
-    _ensure_coverage(assignment, [class_sets, tone_sets])
-    return assignment
+    units = _units(items, groups)
+    freq = Counter(c for u in units for c in u.classes)
+    by_tone: dict[str, list[int]] = defaultdict(list)
+    for k, u in enumerate(units):
+        by_tone[u.tone].append(k)
+    assignment = ["train"] * len(units)
+    for tone in sorted(by_tone):
+        keys = by_tone[tone]
+        random.Random(f"{seed}:{tone}").shuffle(keys)
+        n = sum(len(units[k].members) for k in keys)
+        n_test = math.floor(n * test_fraction + 0.5)
+        if n >= 3:
+            n_test = min(max(n_test, min_test_per_group), n - 2)
+        pool = [units[k] for k in keys]
+        test = {id(u) for u in _take(pool, n_test, freq)}
+        rest = [u for u in pool if id(u) not in test]
+        n_rest = sum(len(u.members) for u in rest)
+        n_val = min(math.floor(n * val_fraction + 0.5), max(0, n_rest - 1))  # train keeps one
+        val = {id(u) for u in _take(rest, n_val, freq)}
+        for k in keys:
+            u = units[k]
+            assignment[k] = "test" if id(u) in test else "val" if id(u) in val else "train"
+    _ensure_coverage(assignment, units)
+    out = ["train"] * len(items)
+    for k, u in enumerate(units):
+        for i in u.members:
+            out[i] = assignment[k]
+    return out

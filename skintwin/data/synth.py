@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from skintwin.data.tone import lab_to_rgb
-from skintwin.params import LESION_CLASSES, TONE_GROUPS
+from skintwin.names import LESION_CLASSES, TONE_GROUPS
 
 # ITA ranges drawn for each group: the middle of each band, so that the label is unambiguous.
 _ITA_DRAW = {

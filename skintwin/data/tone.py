@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from skintwin.params import TONE_GROUPS
+from skintwin.names import TONE_GROUPS
 
 # Lower bounds of each group, from lightest to darkest (DESIGN: Skin tone).
 _GROUP_FLOORS = (

@@ -13,12 +13,8 @@ import pandas as pd
 
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_dir, atomic_write_bytes, atomic_write_json
-from skintwin.params import (
-    CATEGORICAL_DRIFT_COLUMNS,
-    NUMERIC_DRIFT_COLUMNS,
-    P_VALUE_METHODS,
-    MonitorParams,
-)
+from skintwin.names import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS, P_VALUE_METHODS
+from skintwin.params import MonitorParams
 
 
 def drifted(method: str, score: float, threshold: float) -> bool:

@@ -14,7 +14,8 @@ from skintwin.errors import SkinTwinError
 from skintwin.model.loaded import LoadedModel
 from skintwin.monitoring.records import prediction_row, store_frame
 from skintwin.monitoring.store import PredictionStore
-from skintwin.params import PREDICTION_FEATURES, MonitorParams
+from skintwin.names import PREDICTION_FEATURES
+from skintwin.params import MonitorParams
 from skintwin.project import ProjectPaths
 
 log = logging.getLogger(__name__)

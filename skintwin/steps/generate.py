@@ -18,9 +18,11 @@ import yaml
 
 from skintwin.data.synth import SHIFTS, Shift, encode_jpeg, paint
 from skintwin.io import atomic_dir
-from skintwin.params import LESION_CLASSES, GenerateParams
+from skintwin.names import LESION_CLASSES
+from skintwin.params import GenerateParams
 
 log = logging.getLogger(__name__)
+OUTPUTS = frozenset({"images", "labels", "data.yaml", "metadata.csv"})  # what it writes
 
 
 def _write_one(index: int, out: Path, params: GenerateParams, shift: Shift, labels: bool):
@@ -57,7 +59,7 @@ def run_generate(
     """
     if shift not in SHIFTS:
         raise ValueError(f"unknown shift {shift!r}; choose from {sorted(SHIFTS)}")
-    with atomic_dir(out, owner="generate") as tmp:
+    with atomic_dir(out, owner="generate", known=OUTPUTS) as tmp:
         (tmp / "images").mkdir()
         if labels:
             (tmp / "labels").mkdir()

@@ -1,9 +1,16 @@
 """preprocess: de-duplicate, split and normalise a validated dataset; write reference features.
 
+Exact duplicates are dropped; near-duplicates (re-saved, resized, slightly cropped or
+brightened copies) are found and kept in one split, so none straddles train and test. The
+split is stratified by class and tone group with a minimum of test images per group (or
+the dataset's own split is kept, `preprocess.keep_splits`).
+
 Output folder: `images/{train,val,test}`, `labels/{train,val,test}`, a `data.yaml`
 Ultralytics trains on, `reference_features.parquet` (one row per image: split, size,
 brightness, contrast, saturation, sharpness, ITA, tone group, label counts) and
-`summary.json` (counts per split × class × tone group).
+`summary.json`, the split report (also written to `--report` for git): counts per split ×
+class × tone group, the test images of each group with the smallest drop they could
+reveal, the near-duplicates found.
 """
 
 from __future__ import annotations
@@ -22,11 +29,16 @@ from PIL import Image
 from skintwin.data.dataset import Layout, discover, label_path, list_images, parse_labels
 from skintwin.data.features import extract_many
 from skintwin.data.images import decode_image, needs_normalising
-from skintwin.data.splits import SPLITS, stratified_split
+from skintwin.data.near_duplicates import near_duplicate_groups
+from skintwin.data.split_plan import check_source_splits, plan_split, split_report
+from skintwin.data.splits import SPLITS
 from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
 from skintwin.params import PreprocessParams
 
 log = logging.getLogger(__name__)
+OUTPUTS = frozenset(
+    {"images", "labels", "data.yaml", "reference_features.parquet", "summary.json"}
+)  # what this step writes
 
 
 def _collect(layout: Layout) -> tuple[list[dict], int]:
@@ -66,14 +78,37 @@ def _place_image(item: dict, folder: Path, taken: set[str]) -> str:
     return name
 
 
-def run_preprocess(layout: Layout, params: PreprocessParams, out: Path) -> dict:
-    """Write the normalised dataset and reference features into `out` (atomically).
+def _write_item(tmp: Path, it: dict, split: str, names: tuple[str, ...], taken: set) -> dict:
+    """Place one image and its labels in `split`; its row of the reference table."""
+    name = _place_image(it, tmp / "images" / split, taken)
+    if it["boxes"]:
+        lines = [f"{b.cls} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}" for b in it["boxes"]]
+        label = tmp / "labels" / split / Path(name).with_suffix(".txt")
+        label.write_text("\n".join(lines) + "\n")
+    counts = Counter(names[b.cls] for b in it["boxes"])
+    return {
+        "file": f"images/{split}/{name}",
+        "split": split,
+        **it["features"],
+        "n_labels": len(it["boxes"]),
+        **{f"n_{c}": counts.get(c, 0) for c in names},
+    }
+
+
+def run_preprocess(
+    layout: Layout, params: PreprocessParams, out: Path, report: Path | None = None
+) -> dict:
+    """Write the normalised dataset and reference features into `out` (atomically), and
+    the split report (also to `report`, a small file for git).
 
     Returns:
-        Counts: images kept, duplicates dropped, images per split.
+        The split report: counts per split, class and tone group, the test split per
+        group, near-duplicates found.
     """
-    check_output_dir(out, "preprocess", [layout.root])  # before the work, not after
-    items, dropped = _collect(layout)
+    check_output_dir(out, "preprocess", [layout.root], OUTPUTS)  # before the work, not after
+    items, exact = _collect(layout)
+    check_source_splits(items, params)
+    near = near_duplicate_groups([it["image"] for it in items])
     feats = extract_many(
         [it["image"] for it in items],
         [[(b.cx, b.cy, b.w, b.h) for b in it["boxes"]] for it in items],
@@ -81,65 +116,34 @@ def run_preprocess(layout: Layout, params: PreprocessParams, out: Path) -> dict:
         desc="reference features",
     )
     for it, f in zip(items, feats, strict=True):
-        it["features"] = f
+        it |= {"features": f, "tone": f["tone_group"]}
         it["classes"] = sorted({layout.names[b.cls] for b in it["boxes"]})
-    assignment = stratified_split(
-        [(it["classes"], it["features"]["tone_group"]) for it in items],
-        params.val_fraction,
-        params.test_fraction,
-        params.seed,
-    )
+    assignment, dropped = plan_split(items, params, near)
     rows, taken = [], set()
-    with atomic_dir(out, owner="preprocess", inputs=[layout.root]) as tmp:
+    with atomic_dir(out, owner="preprocess", inputs=[layout.root], known=OUTPUTS) as tmp:
         for split in SPLITS:
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "labels" / split).mkdir(parents=True)
-        for it, split in zip(items, assignment, strict=True):
-            name = _place_image(it, tmp / "images" / split, taken)
-            if it["boxes"]:
-                lines = [f"{b.cls} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}" for b in it["boxes"]]
-                (tmp / "labels" / split / Path(name).with_suffix(".txt")).write_text(
-                    "\n".join(lines) + "\n"
-                )
-            counts = Counter(layout.names[b.cls] for b in it["boxes"])
-            rows.append(
-                {
-                    "file": f"images/{split}/{name}",
-                    "split": split,
-                    **it["features"],
-                    "n_labels": len(it["boxes"]),
-                    **{f"n_{c}": counts.get(c, 0) for c in layout.names},
-                }
-            )
-        (tmp / "data.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "train": "images/train",
-                    "val": "images/val",
-                    "test": "images/test",
-                    "names": dict(enumerate(layout.names)),
-                },
-                sort_keys=False,
-            )
-        )
-        table = pd.DataFrame(rows)
+        for i, (it, split) in enumerate(zip(items, assignment, strict=True)):
+            rows.append(None if i in dropped else _write_item(tmp, it, split, layout.names, taken))
+        data_yaml = {"train": "images/train", "val": "images/val", "test": "images/test"}
+        data_yaml["names"] = dict(enumerate(layout.names))
+        (tmp / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
+        table = pd.DataFrame([r for r in rows if r is not None])
         table.to_parquet(tmp / "reference_features.parquet", index=False)
-        summary = _summary(table, layout.names, dropped)
-        atomic_write_json(tmp / "summary.json", summary)
-    log.info("preprocess: %s", summary["splits"])
-    return summary
-
-
-def _summary(table: pd.DataFrame, names: tuple[str, ...], dropped: int) -> dict:
-    splits = {}
-    for split in SPLITS:
-        part = table[table["split"] == split]
-        splits[split] = {
-            "images": len(part),
-            "classes": {c: int((part[f"n_{c}"] > 0).sum()) for c in names},
-            "tone_groups": {str(k): int(v) for k, v in part["tone_group"].value_counts().items()},
+        found = {
+            "groups": [[rows[i]["file"] for i in g if rows[i]] for g in near],
+            "dropped_from_training_side": sorted(
+                items[i]["image"].relative_to(layout.root).as_posix() for i in dropped
+            ),
+            "exact_duplicates_dropped": exact,
         }
-    return {"images": len(table), "duplicates_dropped": dropped, "splits": splits}
+        summary = split_report(table, layout.names, found)
+        atomic_write_json(tmp / "summary.json", summary)
+    if report is not None:
+        atomic_write_json(report, summary)
+    log.info("preprocess: %s", {k: v["images"] for k, v in summary["splits"].items()})
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,12 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="validated dataset folder")
     parser.add_argument("--out", required=True, help="normalised dataset folder to write")
+    parser.add_argument("--report", help="split report to write (small JSON for git)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
 
     def body() -> None:
         params = load_params(args.params)
-        run_preprocess(discover(args.data), params.preprocess, Path(args.out))
+        report = Path(args.report) if args.report else None
+        run_preprocess(discover(args.data), params.preprocess, Path(args.out), report)
 
     return run_main(body)
 

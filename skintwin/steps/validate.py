@@ -143,6 +143,16 @@ def run_validate(layout: Layout, params: ValidateParams, workers: int = 2) -> di
         for split, images in per_split.items()
         if not images
     ]
+    problems += [
+        Problem(
+            "warning",
+            "overlapping_splits",
+            str(layout.data_yaml),
+            f"'{split}' names the same folder as '{other}'; its images are read once, "
+            f"as '{other}'",
+        )
+        for split, other in layout.overlaps
+    ]
     tally, found = _check_images(layout, per_split, params, workers)
     images = [p for split in per_split.values() for p in split]
     problems += found + _orphan_labels(layout, images)

@@ -95,7 +95,10 @@ def project_imports(path: Path) -> set[Path]:
 
 
 def import_closure(path: Path) -> set[str]:
-    """Every project module `path` reaches through imports, directly or not (repo-relative)."""
+    """Every project module `path` reaches through imports, directly or not (repo-relative).
+
+    Imports are not followed through plumbing: what only it imports is its own business.
+    """
     seen: set[Path] = set()
     todo = [path]
     while todo:
@@ -103,7 +106,8 @@ def import_closure(path: Path) -> set[str]:
         if current in seen:
             continue
         seen.add(current)
-        todo.extend(project_imports(current) - seen)
+        if current.relative_to(REPO).as_posix() not in PLUMBING:
+            todo.extend(project_imports(current) - seen)
     return {p.relative_to(REPO).as_posix() for p in seen}
 
 

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from skintwin.data.splits import SPLITS, stratified_split
-from skintwin.params import TONE_GROUPS
+from skintwin.names import TONE_GROUPS
 
 CLASSES = ("acne", "mole", "rash")
 
@@ -44,3 +44,49 @@ def test_rare_class_reaches_all_splits() -> None:
     items = [(["acne"], "tan")] * 60 + [(["mole"], "dark")] * 3
     assignment = stratified_split(items, 0.15, 0.2, seed=0)
     assert {s for (c, _), s in zip(items, assignment, strict=True) if c == ["mole"]} == set(SPLITS)
+
+
+def test_each_tone_group_gets_its_minimum_of_test_images() -> None:
+    items = _items(420)
+    assignment = stratified_split(items, 0.1, 0.2, seed=3, min_test_per_group=30)
+    per_group = Counter(t for (_, t), s in zip(items, assignment, strict=True) if s == "test")
+    assert all(n >= 30 for n in per_group.values()) and len(per_group) == 6
+    assert Counter(assignment)["train"] > 150  # the rest still trains
+
+
+def test_near_duplicate_groups_share_one_split() -> None:
+    items = _items(120)
+    groups = [[0, 50, 100], [7, 8], [33, 99, 111, 119]]
+    for seed in range(5):
+        assignment = stratified_split(items, 0.15, 0.2, seed=seed, groups=groups)
+        for g in groups:
+            assert len({assignment[i] for i in g}) == 1, (seed, g)
+
+
+def test_each_class_gives_its_proportional_share() -> None:
+    """A rare class is not drained from training by the test minimum."""
+    items = [(["acne"], "tan")] * 100 + [(["rash"], "tan")] * 10
+    assignment = stratified_split(items, 0.1, 0.2, seed=0, min_test_per_group=22)
+    rash = Counter(s for (c, _), s in zip(items, assignment, strict=True) if c == ["rash"])
+    assert rash["test"] in (2, 3) and rash["train"] >= 6, rash
+
+
+def test_a_carved_val_split_keeps_near_duplicates_together() -> None:
+    """keep_splits on a dataset without val: val is carved from train, groups intact."""
+    from skintwin.data.split_plan import plan_split
+    from skintwin.params import load_params
+    from tests.conftest import REPO
+
+    base = load_params(REPO / "params.yaml").preprocess
+
+    items = [
+        {"source_split": "test" if i % 5 == 0 else "train", "classes": c, "tone": t}
+        for i, (c, t) in enumerate(_items(200))
+    ]
+    near = [[1, 2, 3], [6, 7], [11, 12, 13, 14], [21, 22]]
+    for seed in range(5):
+        params = base.model_copy(update={"keep_splits": True, "val_fraction": 0.3, "seed": seed})
+        split, dropped = plan_split(items, params, near)
+        assert not dropped and Counter(split)["val"] > 30
+        for g in near:
+            assert len({split[i] for i in g}) == 1, (seed, g)

@@ -5,7 +5,7 @@ import pytest
 
 from skintwin.data.features import image_features
 from skintwin.data.synth import SHIFTS, paint
-from skintwin.params import LESION_CLASSES
+from skintwin.names import LESION_CLASSES
 
 
 def _paint(index: int, shift: str = "none", seed: int = 1):
