@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench import monitoring, serving, training
+from bench import gate, monitoring, serving, training
 from bench.common import save, table
 
 
@@ -19,7 +19,9 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["small", "default"], default="small")
-    parser.add_argument("--only", choices=["training", "monitoring", "serving"], action="append")
+    parser.add_argument(
+        "--only", choices=["training", "monitoring", "serving", "gate"], action="append"
+    )
     args = parser.parse_args()
     configure_offline(Path(__file__).resolve().parents[1])
     rows = []
@@ -27,12 +29,14 @@ def main() -> int:
         work = Path(tmp)
         if not args.only or "monitoring" in args.only:
             rows += monitoring.run(work / "monitoring", args.size)
-        want = set(args.only or ["monitoring", "training", "serving"])
-        if want & {"training", "serving"}:
+        want = set(args.only or ["monitoring", "training", "serving", "gate"])
+        if want & {"training", "serving", "gate"}:
             train_rows, project = training.run(work / "training", args.size)
             rows += train_rows if "training" in want else []
             if "serving" in want:
                 rows += serving.run(work / "serving", args.size, project)
+            if "gate" in want:
+                rows += gate.run(work / "gate", args.size, project)
     print(table(rows))
     path = save(rows, args.size, Path(__file__).parent / "results")
     print(f"\nsaved {path}")

@@ -16,8 +16,8 @@ import yaml
 from bench.common import Row, timed
 
 SIZES = {
-    "small": {"n_images": 120, "image_size": 160, "epochs": 8, "imgsz": 128},
-    "default": {"n_images": 240, "image_size": 256, "epochs": 30, "imgsz": 192},
+    "small": {"n_images": 120, "image_size": 160, "epochs": 8, "imgsz": 128, "min_test": 0},
+    "default": {"n_images": 360, "image_size": 256, "epochs": 30, "imgsz": 192, "min_test": 25},
 }
 
 
@@ -40,6 +40,7 @@ def _project(work: Path, size: str) -> Path:
     params = yaml.safe_load((SOURCE / "params.yaml").read_text())
     params["generate"].update(n_images=s["n_images"], image_size=s["image_size"])
     params["train"].update(epochs=s["epochs"], imgsz=s["imgsz"])
+    params["preprocess"]["min_test_per_group"] = s["min_test"]
     params["evaluate"]["imgsz"] = s["imgsz"]
     return scratch_project(work / "project", params)
 

@@ -22,8 +22,9 @@ _RETRY = {"retries": 3, "retry_delay_seconds": [2, 5, 15]}
 
 @task(cache_policy=NO_CACHE, name="read-evaluation")
 def read_evaluation(root: str) -> Evaluation:
-    """The evaluate stage's test metrics (read once per flow run)."""
-    return Evaluation.read(ProjectPaths(Path(root)).metrics)
+    """The evaluate stage's test metrics and per-image rows (read once per flow run)."""
+    paths = ProjectPaths(Path(root))
+    return Evaluation.read(paths.metrics, paths.test_stats)
 
 
 @task(cache_policy=NO_CACHE, name="register-candidate", **_RETRY)

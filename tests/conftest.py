@@ -47,10 +47,10 @@ def tiny_params(base_params: dict) -> dict:
     p = copy.deepcopy(base_params)
     p["generate"].update(n_images=60, image_size=128, seed=3)
     p["validate"]["min_images_per_class"] = 3
-    p["preprocess"]["workers"] = 1
+    p["preprocess"].update(workers=1, min_test_per_group=0)
     p["train"].update(epochs=1, imgsz=64, batch=8, workers=0, plots=False)
-    p["evaluate"]["imgsz"] = 64
-    p["promote"].update(floor=0.0, min_group_images=3)
+    p["evaluate"].update(imgsz=64, bootstrap=200)
+    p["promote"].update(floor=0.0, min_group_images=3, bootstrap=200)
     return p
 
 

@@ -134,9 +134,15 @@ def record_decision(name: str, version: str, record: dict, promote: bool) -> Non
     tags = {
         "gate.decision": "promoted" if promote else "rejected",
         "gate.reasons": "; ".join(record["reasons"]),
+        "gate.rule": record.get("rule", ""),
     }
     if record.get("champion_version"):
         tags["gate.compared_to"] = str(record["champion_version"])
+    if record.get("overall"):
+        o = record["overall"]
+        tags["gate.delta"] = f"{o['delta']:+.4f} (CI {o['lo']:+.4f} to {o['hi']:+.4f})"
+    for group, g in (record.get("groups") or {}).items():
+        tags[f"gate.group.{group}"] = f"{g['verdict']}: {g['why']}"
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, version, key, value[:4900])
     if promote:

@@ -1,18 +1,39 @@
-"""The promotion gate: may a candidate replace the champion? Pure logic, no I/O.
+"""The promotion gate: may a candidate replace the champion? Decided on evidence, not on
+point differences that a different seed or a few images would turn around.
 
-Rules (DESIGN: Model registry), all on the same test split evaluated now:
-1. the candidate's primary metric reaches the absolute floor;
-2. with a champion: it improves on the champion's by at least `min_delta`;
-3. with a champion: no skin-tone group with at least `min_group_images` test images drops
-   by more than `group_tolerance`.
-"""
+Candidate and champion are evaluated on the same test images, so the comparison is paired:
+one bootstrap draws the images with replacement and scores both models on every draw; the
+differences give an interval for "candidate minus champion", overall and per tone group.
+
+1. Floor: the candidate's metric reaches `floor` (the first model is judged on this alone).
+2. Overall, rule `superior` (default): the improvement reaches `min_delta` and the whole
+   interval lies above 0 — evidence that the candidate is better, not a lucky draw. Rule
+   `non_inferior` (a team that wants a model trained on newer data to replace an equivalent
+   champion asks for it): the interval's low end lies above −`non_inferiority_margin`.
+3. Each tone group, with one-sided bounds Bonferroni-corrected over the gated groups:
+   "regressed" (blocks) when the upper bound lies below −`group_tolerance` (a drop beyond
+   tolerance, with confidence); "no regression beyond tolerance" when the lower bound rules
+   such a drop out; "no detectable regression" when it does not, but the smallest drop the
+   group's images would reveal (power 0.9) is within `max_detectable_drop`; else — and
+   for a group with fewer than `min_group_images` test images, or none — "insufficient
+   evidence" (blocks unless `on_insufficient: allow`; recorded either way, never a silent
+   pass)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 
+import numpy as np
+
+from skintwin.errors import SkinTwinError
+from skintwin.names import TONE_GROUPS
 from skintwin.params import PromoteParams
+from skintwin.training.detstats import DetectionStats
 from skintwin.training.evaluation import Evaluation
+from skintwin.training.uncertainty import interval, resamples, weighted_map
+
+POWER = 0.9  # the power at which a drop counts as detectable
 
 
 @dataclass
@@ -22,51 +43,114 @@ class Decision:
     metric: str
     candidate: float
     champion: float | None
-    group_deltas: dict[str, float] = field(default_factory=dict)
+    rule: str = "floor"
+    overall: dict = field(default_factory=dict)  # {"delta", "lo", "hi"}
+    # per tone group: n, delta, lo/hi (the one-sided bounds the verdict used), sdd, verdict
+    groups: dict[str, dict] = field(default_factory=dict)
+    blocked_by: list[str] = field(default_factory=list)  # tone groups that block
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+def paired_deltas(
+    candidate: DetectionStats, champion: DetectionStats, metric: str, n_boot: int, seed: int
+) -> np.ndarray:
+    """Bootstrap samples of candidate − champion over the same resampled images."""
+    weights = resamples(len(candidate), n_boot, seed)
+    theirs = champion.aligned_to(candidate.files)
+    if not candidate.same_truth(theirs):
+        raise SkinTwinError("evaluations are not on the same images and labels: re-evaluate")
+    return weighted_map(candidate, weights, metric) - weighted_map(theirs, weights, metric)
+
+
 def decide(candidate: Evaluation, champion: Evaluation | None, p: PromoteParams) -> Decision:
     """Apply the gate (champion None when there is none yet)."""
     value = float(candidate.overall[p.metric])
-    reasons: list[str] = []
-    ok = True
-    if value < p.floor:
-        ok = False
-        reasons.append(f"{p.metric} {value:.4f} is below the floor {p.floor}")
-    else:
-        reasons.append(f"{p.metric} {value:.4f} reaches the floor {p.floor}")
+    reasons = [
+        f"{p.metric} {value:.4f} {'reaches' if value >= p.floor else 'is below'} "
+        f"the floor {p.floor}"
+    ]
+    ok = value >= p.floor
     if champion is None:
         reasons.append("no champion yet: the floor is the only requirement")
         return Decision(ok, reasons, p.metric, value, None)
+    if candidate.stats is None or champion.stats is None:
+        raise SkinTwinError("the gate needs per-image rows of both models (test_stats.npz)")
     base = float(champion.overall[p.metric])
-    delta = value - base
-    if delta < p.min_delta:
-        ok = False
-        reasons.append(
-            f"{p.metric} {value:.4f} vs champion {base:.4f}: "
-            f"improvement {delta:+.4f} < min_delta {p.min_delta}"
-        )
-    else:
-        reasons.append(f"{p.metric} improves by {delta:+.4f} (min_delta {p.min_delta})")
-    deltas: dict[str, float] = {}
-    for group, theirs in sorted(champion.per_group.items()):
-        ours = candidate.per_group.get(group)
-        if ours is None or min(ours["images"], theirs["images"]) < p.min_group_images:
+    overall, passed, text = _overall(candidate, champion, value - base, p)
+    reasons.append(text)
+    groups = _groups(candidate, champion, p)
+    blocked = [
+        name
+        for name, g in groups.items()
+        if g["verdict"] == "regressed"
+        or (g["verdict"] == "insufficient evidence" and p.on_insufficient == "block")
+    ]
+    reasons += [f"tone group '{n}': {g['verdict']} — {g['why']}" for n, g in groups.items()]
+    promote = ok and passed and not blocked
+    return Decision(promote, reasons, p.metric, value, base, p.rule, overall, groups, blocked)
+
+
+def _overall(
+    candidate: Evaluation, champion: Evaluation, delta: float, p: PromoteParams
+) -> tuple[dict, bool, str]:
+    samples = paired_deltas(candidate.stats, champion.stats, p.metric, p.bootstrap, p.seed)
+    lo, hi = interval(samples, p.confidence)
+    shown = f"{p.metric} {delta:+.4f} vs champion ({p.confidence:.0%} CI {lo:+.4f} to {hi:+.4f})"
+    overall = {"delta": round(delta, 5), "lo": round(lo, 5), "hi": round(hi, 5)}
+    if p.rule == "superior":
+        passed = delta >= p.min_delta and lo > 0
+        verdict = "better with evidence" if passed else "no evidence of improvement"
+        return overall, passed, f"{shown}: {verdict} (superior: ≥ {p.min_delta} and CI > 0)"
+    passed = lo > -p.non_inferiority_margin
+    verdict = "not worse" if passed else "may be worse"
+    margin = p.non_inferiority_margin
+    return overall, passed, f"{shown}: {verdict} (non_inferior: CI above −{margin})"
+
+
+def _groups(candidate: Evaluation, champion: Evaluation, p: PromoteParams) -> dict[str, dict]:
+    # every tone group is judged: one absent from the test split is "n = 0", not a pass
+    mine = {g: [] for g in TONE_GROUPS} | candidate.group_images()
+    theirs = champion.stats.aligned_to(candidate.stats.files)
+    gated = [g for g, idx in mine.items() if len(idx) >= p.min_group_images]
+    alpha = (1 - p.confidence) / max(1, len(gated))  # one-sided, Bonferroni over groups
+    z = NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(POWER)
+    out = {}
+    for k, (group, idx) in enumerate(sorted(mine.items())):
+        ours, theirs_g = candidate.per_group.get(group), champion.per_group.get(group)
+        delta = round(ours[p.metric] - theirs_g[p.metric], 5) if ours and theirs_g else None
+        row = {"n": len(idx), "delta": delta, "lo": None, "hi": None, "sdd": None}
+        if group not in gated:
+            why = f"n = {len(idx)} < min_group_images {p.min_group_images}"
+            rule = "min_group_images"
+            out[group] = row | {"verdict": "insufficient evidence", "why": why, "rule": rule}
             continue
-        d = float(ours[p.metric]) - float(theirs[p.metric])
-        deltas[group] = round(d, 5)
-        if d < -p.group_tolerance:
-            ok = False
-            reasons.append(
-                f"tone group '{group}' ({ours['images']} images) drops {p.metric} "
-                f"by {-d:.4f} > tolerance {p.group_tolerance}"
-            )
-    if deltas and all(d >= -p.group_tolerance for d in deltas.values()):
-        reasons.append(
-            f"no tone group drops more than {p.group_tolerance} "
-            f"({len(deltas)} groups with ≥ {p.min_group_images} images)"
+        samples = paired_deltas(
+            candidate.stats.subset(idx), theirs.subset(idx), p.metric, p.bootstrap, p.seed + k
         )
-    return Decision(ok, reasons, p.metric, value, base, deltas)
+        finite = samples[np.isfinite(samples)]
+        lower, upper = (float(b) for b in np.percentile(finite, [100 * alpha, 100 * (1 - alpha)]))
+        sdd = p.group_tolerance + z * float(np.std(finite))
+        row |= {"lo": round(lower, 5), "hi": round(upper, 5), "sdd": round(sdd, 3)}
+        if upper < -p.group_tolerance:
+            verdict = "regressed"
+            why = f"drop {-delta:.3f}, upper bound {upper:+.3f} < −{p.group_tolerance}"
+        elif lower >= -p.group_tolerance:
+            verdict = "no regression beyond tolerance"
+            why = f"n = {len(idx)}, Δ {delta:+.3f}, lower bound {lower:+.3f} rules it out"
+        elif sdd > p.max_detectable_drop:
+            verdict = "insufficient evidence"
+            why = f"n = {len(idx)}, smallest detectable drop {sdd:.2f}"
+        else:
+            verdict = "no detectable regression"
+            why = f"n = {len(idx)}, Δ {delta:+.3f}; a drop ≥ {sdd:.2f} would have shown"
+        rule = (
+            f"one-sided {1 - alpha:.4f} bounds (Bonferroni over {len(gated)} groups): "
+            f"regressed if the upper < −{p.group_tolerance}; no regression beyond tolerance "
+            f"if the lower ≥ −{p.group_tolerance}; no detectable regression if a drop of "
+            f"{p.max_detectable_drop} would have shown (power {POWER}); else insufficient "
+            "evidence"
+        )
+        out[group] = row | {"verdict": verdict, "why": why, "rule": rule}
+    return out

@@ -41,8 +41,32 @@ def collect_lineage(paths: ProjectPaths, run_id: str, flow_run_id: str | None = 
     }
 
 
+def _with_interval(tags: dict, prefix: str, metric: str) -> str:
+    value = tags.get(f"{prefix}.{metric}")
+    if value is None:
+        return "-"
+    lo, hi = tags.get(f"{prefix}.{metric}_lo"), tags.get(f"{prefix}.{metric}_hi")
+    ci = f" [{float(lo):.3f}, {float(hi):.3f}]" if lo is not None and hi is not None else ""
+    return f"{float(value):.3f}{ci}"
+
+
+def _group_lines(tags: dict, metric: str) -> list[str]:
+    groups = sorted(
+        {k.split(".")[3] for k in tags if k.startswith("metric.test.group.")}
+        | {k.split(".")[2] for k in tags if k.startswith("gate.group.")}
+    )
+    lines = []
+    for g in groups:
+        n = tags.get(f"metric.test.group.{g}.images")
+        shown = _with_interval(tags, f"metric.test.group.{g}", metric)
+        gate = tags.get(f"gate.group.{g}", "not compared")
+        lines.append(f"    {g:13} n={int(float(n)) if n else '?':<4} {metric} {shown:22} {gate}")
+    return lines
+
+
 def lineage_card(name: str, alias: str | None = CHAMPION, version: str | None = None) -> str:
-    """A readable card: version, aliases, decision, metrics and where it came from."""
+    """A readable card: version, aliases, decision, metrics with intervals, each tone
+    group's figure and gate verdict, and where the version came from."""
     from skintwin.errors import SkinTwinError
 
     mv = get_version(name, version) if version else alias_version(name, alias)
@@ -50,15 +74,22 @@ def lineage_card(name: str, alias: str | None = CHAMPION, version: str | None = 
         raise SkinTwinError(f"model '{name}' has no version with alias '{alias}'")
     tags = mv.tags
     params = json.loads(tags.get("lineage.params", "{}") or "{}")
-    metrics = ", ".join(
-        f"{k.removeprefix('metric.test.')}={v}"
-        for k, v in sorted(tags.items())
-        if k.startswith("metric.test.") and k.count(".") == 2
+    metric = params.get("promote", {}).get("metric", "mAP50")
+    headline = ", ".join(
+        f"{m}={_with_interval(tags, 'metric.test', m)}"
+        for m in ("mAP50", "mAP50-95", "precision", "recall")
+        if f"metric.test.{m}" in tags
     )
+    overall = [r for r in tags.get("gate.reasons", "").split("; ") if not r.startswith("tone")]
     lines = [
         f"{name} v{mv.version}  aliases: {', '.join(mv.aliases) or '-'}",
-        f"  decision   : {tags.get('gate.decision', '-')} — {tags.get('gate.reasons', '')}",
-        f"  metrics    : {metrics}",
+        f"  decision   : {tags.get('gate.decision', '-')} (rule {tags.get('gate.rule') or '-'})"
+        f" — {'; '.join(overall)}",
+        f"  vs champion: {tags.get('gate.delta', '-')}"
+        f" (compared to v{tags.get('gate.compared_to', '-')})",
+        f"  test       : {headline or '-'}",
+        "  tone groups:",
+        *_group_lines(tags, metric),
         f"  git commit : {tags.get('lineage.git_commit')}"
         f" (dirty: {tags.get('lineage.git_dirty')})",
         f"  data (DVC) : md5 {tags.get('lineage.dvc_data_md5')}",

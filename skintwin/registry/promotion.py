@@ -17,7 +17,7 @@ from skintwin.errors import SkinTwinError
 from skintwin.params import Params, load_params
 from skintwin.project import ProjectPaths
 from skintwin.registry import client
-from skintwin.registry.gate import decide
+from skintwin.registry.gate import Decision, decide
 from skintwin.registry.lineage import collect_lineage
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 from skintwin.training.tracking import (
@@ -49,7 +49,7 @@ def register(
     with unreachable_as_error(configure_tracking(paths.root)):
         params = load_params(paths.params)
         record = run_record(paths)
-        evaluation = evaluation or Evaluation.read(paths.metrics)
+        evaluation = evaluation or Evaluation.read(paths.metrics, paths.test_stats)
         weights = paths.train_dir / record["weights"]
         return _register(paths, params, weights, record["run_id"], evaluation, flow_run_id)
 
@@ -66,9 +66,8 @@ def gate(paths: ProjectPaths, candidate: dict, evaluation: Evaluation | None = N
                 "reasons": [f"already decided: {candidate['decision']}"],
                 "repeat": True,
             }
-        return _gate(
-            paths, params, candidate["version"], evaluation or Evaluation.read(paths.metrics)
-        )
+        evaluation = evaluation or Evaluation.read(paths.metrics, paths.test_stats)
+        return _gate(paths, params, candidate["version"], evaluation)
 
 
 def register_external(
@@ -97,7 +96,7 @@ def register_external(
         raise SkinTwinError(f"{paths.processed}: no test split; run `dvc repro preprocess` first")
     with unreachable_as_error(configure_tracking(paths.root)):
         evaluation = evaluate_weights(
-            weights, paths.processed, params.evaluate, params.train.device
+            weights, paths.processed, params.evaluate, params.promote.metric, params.train.device
         )
         with mlflow.start_run(
             experiment_id=experiment_id(TRAINING_EXPERIMENT, paths.root),
@@ -144,17 +143,38 @@ def _register(
     return {"version": version, "new": True, "run_id": run_id, "decision": None}
 
 
+def _evaluate_champion(paths: ProjectPaths, params: Params, version: str) -> Evaluation:
+    """The champion measured now, on the candidate's test split; an error says why not."""
+    name = params.promote.model_name
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = client.version_weights(name, version, Path(tmp))
+            return evaluate_weights(
+                weights,
+                paths.processed,
+                params.evaluate,
+                params.promote.metric,
+                params.train.device,
+            )
+    except Exception as exc:  # any failure: the candidate waits for a human, nothing moves
+        log.exception("champion v%s could not be evaluated", version)
+        raise SkinTwinError(
+            f"champion v{version} could not be evaluated on this test split "
+            f"({type(exc).__name__}: {str(exc)[:300]}); a human must decide"
+        ) from None
+
+
 def _gate(paths: ProjectPaths, params: Params, version: str, evaluation: Evaluation) -> dict:
     name = params.promote.model_name
     champ = client.alias_version(name, client.CHAMPION)
     champion_eval = None
-    if champ is not None and str(champ.version) != str(version):
-        with tempfile.TemporaryDirectory() as tmp:
-            weights = client.version_weights(name, champ.version, Path(tmp))
-            champion_eval = evaluate_weights(
-                weights, paths.processed, params.evaluate, params.train.device
-            )
-    decision = decide(evaluation, champion_eval, params.promote)
+    try:
+        if champ is not None and str(champ.version) != str(version):
+            champion_eval = _evaluate_champion(paths, params, champ.version)
+        decision = decide(evaluation, champion_eval, params.promote)
+    except SkinTwinError as exc:  # no comparison possible: registered, not promoted
+        value = float(evaluation.overall[params.promote.metric])
+        decision = Decision(False, [str(exc)], params.promote.metric, value, None, "no comparison")
     record = {
         **decision.as_dict(),
         "version": version,

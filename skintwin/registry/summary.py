@@ -1,18 +1,48 @@
-"""Markdown summary of a training run for the Prefect UI: stages, test metrics, decision."""
+"""Markdown summary of a training run for the Prefect UI: stages, test metrics with their
+intervals and counts, and the gate's decision group by group."""
 
 from __future__ import annotations
 
 from skintwin.training.evaluation import Evaluation
 
 
+def _ci(scores: dict, metric: str) -> str:
+    lo, hi = scores.get(f"{metric}_lo"), scores.get(f"{metric}_hi")
+    return (
+        f"{scores[metric]:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{scores[metric]:.3f}"
+    )
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.3f}"
+
+
+def _gate_table(decision: dict) -> str:
+    groups = decision.get("groups") or {}
+    if not groups:
+        return ""
+    rows = "\n".join(
+        f"| {g} | {v['n']} | {_signed(v['delta'])} | "
+        + (f"[{v['lo']:+.3f}, {v['hi']:+.3f}]" if v["lo"] is not None else "–")
+        + f" | {v['sdd'] if v['sdd'] is not None else '–'} | **{v['verdict']}** |"
+        for g, v in groups.items()
+    )
+    head = (
+        "| tone group | test images | Δ vs champion | bounds (one-sided, Bonferroni) "
+        "| detectable drop | verdict |"
+    )
+    return f"\n{head}\n|---|---|---|---|---|---|\n{rows}\n"
+
+
 def training_markdown(stages: list[dict], evaluation: Evaluation, decision: dict) -> str:
+    metric = decision.get("metric", "mAP50")
     o = evaluation.overall
     groups = "\n".join(
-        f"| {g} | {v['images']} | {v['mAP50']:.3f} | {v['mAP50-95']:.3f} |"
+        f"| {g} | {v['images']} | {_ci(v, metric)} | {v['mAP50-95']:.3f} |"
         for g, v in evaluation.per_group.items()
     )
     classes = "\n".join(
-        f"| {c} | {v['instances']} | {v['mAP50']:.3f} | {v['mAP50-95']:.3f} |"
+        f"| {c} | {v['instances']} | {_ci(v, metric)} | {v['mAP50-95']:.3f} |"
         for c, v in evaluation.per_class.items()
     )
     ran = sorted({s for st in stages for s in st["ran"]}) or ["none (all up to date)"]
@@ -22,21 +52,21 @@ def training_markdown(stages: list[dict], evaluation: Evaluation, decision: dict
 
 Stages run: {", ".join(ran)}
 
-## Test split ({o["images"]} images)
-| mAP50 | mAP50-95 | precision | recall |
+## Test split ({o["images"]} images; {metric} with its 95% bootstrap interval)
+| {metric} | mAP50-95 | precision | recall |
 |---|---|---|---|
-| {o["mAP50"]:.3f} | {o["mAP50-95"]:.3f} | {o["precision"]:.3f} | {o["recall"]:.3f} |
+| {_ci(o, metric)} | {o["mAP50-95"]:.3f} | {o["precision"]:.3f} | {o["recall"]:.3f} |
 
-| class | instances | mAP50 | mAP50-95 |
+| class | instances | {metric} | mAP50-95 |
 |---|---|---|---|
 {classes}
 
-| skin-tone group | images | mAP50 | mAP50-95 |
+| skin-tone group | images | {metric} | mAP50-95 |
 |---|---|---|---|
 {groups}
 
 ## Decision
-Version {decision["version"]} {verdict}.
+Version {decision["version"]} {verdict} (rule: {decision.get("rule", "floor")}).
 
 {reasons}
-"""
+{_gate_table(decision)}"""

@@ -1,8 +1,10 @@
-"""evaluate: measure the trained candidate on the test split only.
+"""evaluate: measure the trained candidate on the test split only, with Ultralytics' own
+validator.
 
-Writes `metrics.json` (overall, per class, per skin-tone group, with image counts) for
-`dvc metrics show/diff` and CSV plot data for `dvc plots show` (PR curve, confusion
-matrix), both small and kept in git; PNG charts for people under `charts/` (DVC-cached);
+Writes `metrics.json` (overall, per class, per skin-tone group, with image counts and 95%
+intervals of the gate's metric) for `dvc metrics show/diff` and CSV plot data for `dvc
+plots show` (PR curve, confusion matrix), small and kept in git; the per-image rows the gate
+compares with (`test_stats.npz`) and PNG charts for people under `charts/` (DVC-cached);
 and logs all of it to the training's MLflow run.
 """
 
@@ -16,46 +18,30 @@ from pathlib import Path
 
 from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
 from skintwin.params import EvaluateParams
+from skintwin.training import charts
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 
 log = logging.getLogger(__name__)
-
-
-def _charts(result: Evaluation, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for name, curve in result.pr_curves.items():
-        ax.plot([i / 100 for i in range(101)], curve, label=name)
-    ax.set(xlabel="recall", ylabel="precision", title="PR curve (test, IoU 0.5)", ylim=(0, 1.05))
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "pr_curve.png", dpi=100)
-    plt.close(fig)
-    groups = result.per_group
-    fig, ax = plt.subplots(figsize=(6, 4))
-    labels = [f"{g}\n(n={v['images']})" for g, v in groups.items()]
-    ax.bar(labels, [v["mAP50"] for v in groups.values()], color="#c97b63")
-    ax.axhline(result.overall["mAP50"], color="k", ls="--", label="overall")
-    ax.set(ylabel="mAP50", ylim=(0, 1), title="Test mAP50 per skin-tone group")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "per_group.png", dpi=100)
-    plt.close(fig)
+OUTPUTS = frozenset(
+    {"metrics.json", "pr_curve.csv", "confusion.csv", "charts", "test_stats.npz"}
+)  # what this step writes
 
 
 def run_evaluate(
-    weights: Path, dataset: Path, params: EvaluateParams, out: Path, device: str = "cpu"
+    weights: Path,
+    dataset: Path,
+    params: EvaluateParams,
+    out: Path,
+    metric: str = "mAP50",
+    device: str = "cpu",
 ) -> Evaluation:
     """Evaluate `weights` on `dataset`'s test split and write the reports into `out`."""
     inputs = [dataset, Path(weights).parent]
-    check_output_dir(out, "evaluate", inputs)  # before the work, not after
-    result = evaluate_weights(weights, dataset, params, device)
-    with atomic_dir(out, owner="evaluate", inputs=inputs) as tmp:
+    check_output_dir(out, "evaluate", inputs, OUTPUTS)  # before the work, not after
+    result = evaluate_weights(weights, dataset, params, metric, device)
+    with atomic_dir(out, owner="evaluate", inputs=inputs, known=OUTPUTS) as tmp:
         atomic_write_json(tmp / "metrics.json", result.metrics_doc())
+        result.save_stats(tmp / "test_stats.npz")
         names = list(result.pr_curves)
         with (tmp / "pr_curve.csv").open("w", newline="") as fh:
             writer = csv.writer(fh)
@@ -67,7 +53,8 @@ def run_evaluate(
             writer.writerow(["actual", "predicted"])
             writer.writerows(result.confusion)
         (tmp / "charts").mkdir()
-        _charts(result, tmp / "charts")
+        charts.pr_curve(result, tmp / "charts" / "pr_curve.png")
+        charts.per_group(result, metric, tmp / "charts" / "per_group.png")
     log.info("test metrics: %s", json.dumps(result.overall))
     return result
 
@@ -94,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.data),
             params.evaluate,
             out,
+            params.promote.metric,
             params.train.device,
         )
         configure_tracking(Path.cwd())

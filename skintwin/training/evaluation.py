@@ -1,26 +1,31 @@
-"""Evaluate a YOLO weights file on the test split: overall, per class, per skin-tone group.
+"""Evaluate YOLO weights on the test split with Ultralytics' own validator, sliced by class
+and skin-tone group, each figure with its image count and a bootstrap interval.
 
-Used by the evaluate stage for the candidate and by the promotion gate for the current
-champion, so both are measured the same way on the same images, now.
+The evaluate stage runs this for the candidate and the promotion gate for the current
+champion, so both are measured the same way on the same images, now. Numbers are
+`yolo val`'s (same matching, same AP); the per-image rows behind them are kept so that
+slices and intervals are computed the same way (`detstats.py`, `uncertainty.py`).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from skintwin.data.dataset import label_path, read_names
+from skintwin.data.dataset import read_names
 from skintwin.errors import SkinTwinError
 from skintwin.model.yolo import class_names, load_weights
 from skintwin.params import EvaluateParams
-from skintwin.training.metrics import ImageMatches, box_iou, match_image, summarise
+from skintwin.training.detstats import DetectionStats
+from skintwin.training.uncertainty import bootstrap_interval
 
-CM_CONF, CM_IOU = 0.25, 0.45  # operating point for the confusion matrix
 HEADLINE = ("mAP50", "mAP50-95", "precision", "recall")
+CM_CONF = 0.25  # the confusion matrix's operating point (IoU 0.45: Ultralytics' default)
 
 
 @dataclass(frozen=True)
@@ -28,14 +33,18 @@ class Evaluation:
     """Test-split results of one model: overall, per class and per skin-tone group.
 
     One metric-name scheme everywhere: `metrics.json` (DVC), MLflow metrics and version
-    tags all say `test.mAP50`, `test.class.<name>.mAP50`, `test.group.<group>.mAP50`.
+    tags all say `test.mAP50`, `test.mAP50_lo`, `test.class.<name>.mAP50`,
+    `test.group.<group>.mAP50`. `stats` and `groups` (the per-image rows and each image's
+    tone group) travel beside metrics.json, for the gate's paired comparison.
     """
 
-    overall: dict  # {"images", "mAP50", "mAP50-95", "precision", "recall"}
-    per_class: dict[str, dict]  # name -> {"instances", ...headline}
-    per_group: dict[str, dict]  # tone group -> {"images", ...headline}
+    overall: dict  # {"images", "instances", headline, "<metric>_lo", "<metric>_hi"}
+    per_class: dict[str, dict]  # name -> {"instances", "images", headline, interval}
+    per_group: dict[str, dict]  # tone group -> {"images", "instances", headline, interval}
     pr_curves: dict[str, list[float]] = field(default_factory=dict, repr=False)
     confusion: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    stats: DetectionStats | None = field(default=None, repr=False, compare=False)
+    groups: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def metrics_doc(self) -> dict:
         """The `metrics.json` document (what `dvc metrics show` flattens)."""
@@ -53,11 +62,29 @@ class Evaluation:
         return cls(test, per_class, per_group)
 
     @classmethod
-    def read(cls, path: Path) -> Evaluation:
-        path = Path(path)
-        if not path.is_file():
-            raise SkinTwinError(f"{path}: missing; run `dvc repro evaluate` first")
-        return cls.from_metrics_doc(json.loads(path.read_text()), str(path))
+    def read(cls, metrics: Path, stats: Path | None = None) -> Evaluation:
+        """`metrics.json`, and the per-image rows beside it when `stats` is given."""
+        metrics = Path(metrics)
+        if not metrics.is_file():
+            raise SkinTwinError(f"{metrics}: missing; run `dvc repro evaluate` first")
+        evaluation = cls.from_metrics_doc(json.loads(metrics.read_text()), str(metrics))
+        if stats is None:
+            return evaluation
+        detections = DetectionStats.load(stats)
+        with np.load(stats, allow_pickle=False) as z:
+            groups = tuple(str(g) for g in z["groups"]) if "groups" in z else ()
+        if len(groups) != len(detections):
+            raise SkinTwinError(
+                f"{stats}: {len(groups)} tone groups for {len(detections)} images; "
+                "run `dvc repro evaluate` again"
+            )
+        return cls(**{**evaluation.__dict__, "stats": detections, "groups": groups})
+
+    def save_stats(self, path: Path) -> None:
+        """The per-image rows and tone groups, for a later paired comparison."""
+        if self.stats is None:
+            raise SkinTwinError("this evaluation has no per-image rows to save")
+        self.stats.save(path, groups=np.array(self.groups))
 
     def flat(self) -> dict[str, float]:
         """Every number under its one name: `test.mAP50`, `test.group.dark.images`, ..."""
@@ -73,89 +100,154 @@ class Evaluation:
         walk("test", self.metrics_doc()["test"])
         return out
 
+    def group_images(self) -> dict[str, list[int]]:
+        """Image indices (into `stats.files`) of each tone group."""
+        out: dict[str, list[int]] = {}
+        for i, g in enumerate(self.groups):
+            out.setdefault(g, []).append(i)
+        return out
 
-def _xywh_to_xyxy(a: np.ndarray) -> np.ndarray:
-    return np.concatenate([a[:, :2] - a[:, 2:] / 2, a[:, :2] + a[:, 2:] / 2], axis=1)
+
+class _Capture:
+    """Per-image rows of a real `model.val()` run (Ultralytics' own matching).
+
+    Wraps the validator's `update_metrics` at `on_val_start`: each call adds one row per
+    image of the batch to the validator's stats; we copy those rows with the image file.
+    The same detections also feed Ultralytics' confusion matrix at a readable operating
+    point (confidence 0.25, IoU 0.45), not at the validator's 0.001.
+    """
+
+    def __init__(self, names: dict[int, str]) -> None:
+        from ultralytics.utils.metrics import ConfusionMatrix
+
+        self.rows: list[dict] = []
+        self.matrix = ConfusionMatrix(names=names)
+
+    def on_val_start(self, validator) -> None:
+        self.rows = []
+        original = validator.update_metrics
+
+        def update_metrics(preds, batch) -> None:
+            start = len(validator.metrics.stats["tp"])
+            original(preds, batch)
+            stats = validator.metrics.stats
+            for j, file in enumerate(batch["im_file"]):
+                self.rows.append({"file": file, **{k: stats[k][start + j] for k in stats}})
+            for j, pred in enumerate(preds):
+                pbatch = validator._prepare_batch(j, batch)
+                self.matrix.process_batch(validator._prepare_pred(pred), pbatch, conf=CM_CONF)
+
+        validator.update_metrics = update_metrics
 
 
-def _ground_truth(image: Path) -> tuple[np.ndarray, np.ndarray]:
-    lbl = label_path(image)
-    if not lbl.exists() or not lbl.read_text().strip():
-        return np.zeros((0, 4)), np.zeros(0, int)
-    rows = np.loadtxt(lbl, ndmin=2)
-    return _xywh_to_xyxy(rows[:, 1:5]), rows[:, 0].astype(int)
+def _test_table(dataset: Path) -> pd.DataFrame:
+    table = pd.read_parquet(dataset / "reference_features.parquet")
+    test = table[table["split"] == "test"]
+    if test.empty:
+        raise SkinTwinError(f"{dataset}: the test split is empty")
+    return test.set_index("file")
+
+
+def run_val(weights: Path, dataset: Path, params: EvaluateParams, device: str) -> _Capture:
+    """`YOLO(weights).val(split="test")` with its per-image rows captured."""
+    model = load_weights(weights)
+    _, names = read_names(dataset / "data.yaml")
+    if class_names(model) != names:
+        theirs = list(class_names(model))
+        raise SkinTwinError(f"{weights}: model classes {theirs} differ from dataset {list(names)}")
+    capture = _Capture(model.names)
+    model.add_callback("on_val_start", capture.on_val_start)
+    with tempfile.TemporaryDirectory() as tmp:  # Ultralytics' run folder: nothing we keep
+        model.val(
+            data=str((dataset / "data.yaml").resolve()),
+            split="test",
+            conf=params.conf,
+            iou=params.iou,
+            imgsz=params.imgsz,
+            batch=16,
+            device=device,
+            plots=False,
+            verbose=False,
+            project=tmp,
+            name="val",
+        )
+    return capture
 
 
 def evaluate_weights(
-    weights: str | Path, dataset: Path, params: EvaluateParams, device: str = "cpu"
+    weights: str | Path,
+    dataset: Path,
+    params: EvaluateParams,
+    metric: str = "mAP50",
+    device: str = "cpu",
 ) -> Evaluation:
-    """Metrics of `weights` on `dataset`'s test split.
+    """Metrics of `weights` on `dataset`'s test split, overall, per class and per tone
+    group, each with its count and a bootstrap interval on `metric`.
 
     Args:
         dataset: a preprocess output folder (data.yaml, images/test, reference features).
     """
     _, names = read_names(dataset / "data.yaml")
-    table = pd.read_parquet(dataset / "reference_features.parquet")
-    test = table[table["split"] == "test"].sort_values("file").reset_index(drop=True)
-    if test.empty:
-        raise SkinTwinError(f"{dataset}: the test split is empty")
-    model = load_weights(weights)
-    model_names = class_names(model)
-    if model_names != names:
-        raise SkinTwinError(
-            f"{weights}: model classes {list(model_names)} differ from dataset {list(names)}"
-        )
-    images = [dataset / f for f in test["file"]]
-    matches: list[ImageMatches] = []
-    confusion: list[tuple[str, str]] = []
-    results = model.predict(
-        [str(p) for p in images],
-        conf=params.conf,
-        iou=params.iou,
-        imgsz=params.imgsz,
-        device=device,
-        max_det=300,
-        verbose=False,
-        stream=True,
-    )
-    for image, res in zip(images, results, strict=True):
-        gt_xyxy, gt_cls = _ground_truth(image)
-        xyxy = res.boxes.xyxyn.cpu().numpy().astype(float)
-        cls = res.boxes.cls.cpu().numpy().astype(int)
-        conf = res.boxes.conf.cpu().numpy().astype(float)
-        matches.append(match_image(xyxy, cls, conf, gt_xyxy, gt_cls))
-        confusion.extend(
-            _confusion_pairs(xyxy[conf >= CM_CONF], cls[conf >= CM_CONF], gt_xyxy, gt_cls, names)
-        )
-    overall = summarise(matches, len(names))
-    per_group = {}
-    for group, rows in test.groupby("tone_group"):
-        idx = rows.index.tolist()
-        s = summarise([matches[i] for i in idx], len(names))
-        per_group[str(group)] = {"images": len(idx), **_headline(s)}
+    test = _test_table(dataset)
+    capture = run_val(Path(weights), dataset, params, device)
+    root = dataset.resolve()
+    for row in capture.rows:
+        row["file"] = Path(row["file"]).resolve().relative_to(root).as_posix()
+    stats = DetectionStats.from_rows(capture.rows)
+    missing = set(stats.files) - set(test.index)
+    if missing or len(stats) != len(test):
+        raise SkinTwinError(f"{dataset}: validator images differ from the test table")
+    groups = tuple(str(test.loc[f, "tone_group"]) for f in stats.files)
+    ci = {"metric": metric, "n_boot": params.bootstrap, "seed": params.seed, "confidence": 0.95}
+    result = summarise(stats, groups, names, ci)
     return Evaluation(
-        overall={"images": len(images), **_headline(overall)},
-        per_class={names[c]: v for c, v in overall["per_class"].items()},
-        per_group=per_group,
-        pr_curves={names[c]: v.tolist() for c, v in overall["pr_curves"].items()},
-        confusion=confusion,
+        **{**result.__dict__, "confusion": _confusion_pairs(capture.matrix.matrix, names)}
     )
 
 
-def _headline(s: dict) -> dict:
-    return {k: round(s[k], 5) for k in HEADLINE}
+def summarise(
+    stats: DetectionStats, groups: tuple[str, ...], names: tuple[str, ...], ci: dict | None
+) -> Evaluation:
+    """An Evaluation of per-image rows: overall, per class, per tone group (`groups` gives
+    each image's), with intervals when `ci` says how to bootstrap them."""
+    per_class = {}
+    for c, name in enumerate(names):
+        if (stats.gt_cls == c).any():
+            with_class = int(np.unique(stats.gt_image[stats.gt_cls == c]).size)
+            per_class[name] = _scores(stats.only_class(c), ci) | {"images": with_class}
+    per_group = {}
+    for group in sorted(set(groups)):
+        index = [i for i, g in enumerate(groups) if g == group]
+        per_group[group] = _scores(stats.subset(index), ci)
+    curves = stats.summary()["pr_curves"]
+    return Evaluation(
+        overall=_scores(stats, ci),
+        per_class=per_class,
+        per_group=per_group,
+        pr_curves={names[c]: v for c, v in curves.items()},
+        stats=stats,
+        groups=groups,
+    )
 
 
-def _confusion_pairs(xyxy, cls, gt_xyxy, gt_cls, names) -> list[tuple[str, str]]:
-    """(actual, predicted) per box at the confusion operating point; misses use 'background'."""
-    pairs, used = [], set()
-    iou = box_iou(gt_xyxy, xyxy)
-    for g in range(len(gt_cls)):
-        j = int(np.argmax(iou[g])) if iou.shape[1] else -1
-        if j >= 0 and iou[g, j] >= CM_IOU and j not in used:
-            used.add(j)
-            pairs.append((names[gt_cls[g]], names[cls[j]]))
-        else:
-            pairs.append((names[gt_cls[g]], "background"))
-    pairs += [("background", names[cls[j]]) for j in range(len(cls)) if j not in used]
+def _scores(stats: DetectionStats, ci: dict | None) -> dict:
+    """Counts, the headline figures and the interval of the primary metric."""
+    summary = stats.summary()
+    out = {"images": len(stats), "instances": len(stats.gt_cls)}
+    out |= {k: round(summary[k], 5) for k in HEADLINE}
+    if ci is None:
+        return out
+    interval = bootstrap_interval(stats, ci["metric"], ci["n_boot"], ci["seed"], ci["confidence"])
+    out |= {f"{ci['metric']}_lo": interval["lo"], f"{ci['metric']}_hi": interval["hi"]}
+    return out
+
+
+def _confusion_pairs(matrix: np.ndarray, names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(actual, predicted) per box, from Ultralytics' matrix ([predicted, true], background
+    last) at the confidence 0.25, IoU 0.45 operating point."""
+    labels = [*names, "background"]
+    pairs = []
+    for p, predicted in enumerate(labels):
+        for t, actual in enumerate(labels):
+            pairs += [(actual, predicted)] * round(float(matrix[p, t]))
     return pairs

@@ -33,9 +33,10 @@ def champion(tmp_path_factory, base_params, prefect_api):
     params = copy.deepcopy(base_params)
     params["generate"].update(n_images=60, image_size=128, seed=3)
     params["validate"]["min_images_per_class"] = 3
+    params["preprocess"]["min_test_per_group"] = 0
     params["train"].update(epochs=1, imgsz=64, batch=8, workers=0, plots=False)
-    params["evaluate"]["imgsz"] = 64
-    params["promote"].update(floor=0.0, min_group_images=3)
+    params["evaluate"].update(imgsz=64, bootstrap=200)
+    params["promote"].update(floor=0.0, min_group_images=3, bootstrap=200)
     params["monitor"]["imgsz"] = 64
     root = make_project(tmp_path_factory.mktemp("champion") / "project", params)
     old = os.environ.get("MLFLOW_TRACKING_URI")

@@ -71,11 +71,12 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     from flows.training import training_flow
     from skintwin.registry.client import alias_version
 
-    # ~40 s on 2 cores: enough for a clearly non-zero mAP on the tiny dataset
+    # ~40 s on 2 cores: a model that has learned something (from scratch on ~40 images its
+    # test mAP50 varies with the split, from under 0.01 to over 0.1), then a 1-epoch one
     _set_train(project, epochs=30, imgsz=128, batch=4, evaluate_imgsz=128)
     strong = training_flow(project_dir=str(project))
     assert strong["decision"]["promote"] is True
-    assert strong["decision"]["candidate"] > 0.05
+    assert strong["decision"]["candidate"] > 0
 
     _set_train(project, epochs=1)
     weak = training_flow(project_dir=str(project))
@@ -86,7 +87,11 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     assert alias_version(NAME, "champion").version == v1.version
     assert alias_version(NAME, "challenger").version == v2.version
     assert v2.tags["gate.decision"] == "rejected"
-    assert "min_delta" in v2.tags["gate.reasons"]
+    assert "no evidence of improvement" in v2.tags["gate.reasons"]
+    # the decision, with its interval and a verdict per tone group, is on the version
+    assert "CI" in v2.tags["gate.delta"] and v2.tags["gate.rule"] == "superior"
+    assert any(k.startswith("gate.group.") for k in v2.tags)
+    assert "metric.test.mAP50_lo" in v2.tags and "metric.test.group.dark.mAP50_hi" in v2.tags
 
     # a dataset that fails validation: the flow fails, nothing is registered or promoted
     params = yaml.safe_load((project / "params.yaml").read_text())

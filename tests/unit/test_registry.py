@@ -74,9 +74,17 @@ def test_already_decided_candidate_is_not_gated_again(registry) -> None:
 def test_lineage_card_shows_version_decision_and_origin(registry) -> None:
     tags = {
         "gate.decision": "promoted",
+        "gate.rule": "superior",
         "gate.reasons": "mAP50 0.9 reaches the floor 0.5",
+        "gate.delta": "+0.0400 (CI +0.0100 to +0.0700)",
+        "gate.group.dark": "no regression beyond tolerance: n = 30, Δ +0.010",
         "metric.test.mAP50": "0.9",
+        "metric.test.mAP50_lo": "0.85",
+        "metric.test.mAP50_hi": "0.93",
+        "metric.test.group.dark.images": "30",
         "metric.test.group.dark.mAP50": "0.7",
+        "metric.test.group.dark.mAP50_lo": "0.6",
+        "metric.test.group.dark.mAP50_hi": "0.8",
         "lineage.git_commit": "abc123",
         "lineage.git_dirty": "False",
         "lineage.dvc_data_md5": "d41d8",
@@ -86,8 +94,11 @@ def test_lineage_card_shows_version_decision_and_origin(registry) -> None:
     v = _version(registry, tags, aliases=("champion",))
     card = lineage_card(NAME)
     assert card.startswith(f"{NAME} v{v}  aliases: champion")
-    assert "promoted — mAP50 0.9 reaches the floor 0.5" in card
-    assert "metrics    : mAP50=0.9\n" in card  # the overall figures, not every slice
+    assert "promoted (rule superior) — mAP50 0.9 reaches the floor 0.5" in card
+    assert "+0.0400 (CI +0.0100 to +0.0700)" in card
+    assert "test       : mAP50=0.900 [0.850, 0.930]\n" in card  # with its interval
+    dark = next(line for line in card.splitlines() if line.strip().startswith("dark"))
+    assert "n=30" in dark and "0.700 [0.600, 0.800]" in dark and "no regression" in dark
     assert "abc123" in card and "flow-1" in card and '{"epochs": 30}' in card
     assert "data.path  : data/demo" in card
 
