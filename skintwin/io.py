@@ -4,6 +4,7 @@ step's output folder never replaces a folder it does not own."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -105,3 +106,18 @@ def atomic_write_json(path: Path, obj: object) -> None:
     atomic_write_bytes(
         path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode()
     )
+
+
+def env_number(name: str, default: float, low: float, high: float) -> float:
+    """A number from environment variable `name` (`default` when unset), checked to lie in
+    [low, high]: a bad value is an error naming the variable, never a silent nan or 0."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:
+        raise SkinTwinError(f"{name}: {raw!r} is not a number in [{low:g}, {high:g}]")
+    return value

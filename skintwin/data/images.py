@@ -10,8 +10,6 @@ transparency is composed onto white.
 from __future__ import annotations
 
 import io
-import math
-import os
 import warnings
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from skintwin.errors import SkinTwinError
+from skintwin.io import env_number
 
 DEFAULT_MAX_PIXELS = 40_000_000
 FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "WEBP", "TIFF"})
@@ -39,14 +38,7 @@ class ImageError(SkinTwinError):
 
 def max_pixels_from_env() -> int:
     """The pixel limit for one image: `SKINTWIN_MAX_MEGAPIXELS` (default 40), checked."""
-    raw = os.environ.get("SKINTWIN_MAX_MEGAPIXELS", str(DEFAULT_MAX_PIXELS / 1e6))
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0 < value <= 1000:
-        raise SkinTwinError(f"SKINTWIN_MAX_MEGAPIXELS: {raw!r} is not 0 < megapixels ≤ 1000")
-    return int(value * 1e6)
+    return int(env_number("SKINTWIN_MAX_MEGAPIXELS", DEFAULT_MAX_PIXELS / 1e6, 0.001, 1000) * 1e6)
 
 
 def _open(source: str | Path | bytes | bytearray | memoryview, label: str) -> Image.Image:

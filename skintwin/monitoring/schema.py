@@ -1,15 +1,10 @@
-"""The prediction store's tables and how a database is opened (any SQLAlchemy URL).
+"""The prediction store's tables, opened on any SQLAlchemy URL (`skintwin.db`).
 
-SQLite runs in WAL mode with a busy timeout (`SKINTWIN_STORE_BUSY_TIMEOUT_S`, default 60),
-so several processes can write at once; PostgreSQL works by URL (the `postgres` extra
-installs its driver). Tables are created when missing, and columns added since an older
-release are added in place, so an existing store keeps its rows.
+Tables are created when missing, and columns and indexes added since an older release are
+added in place, so an existing store keeps its rows.
 """
 
 from __future__ import annotations
-
-import math
-import os
 
 from sqlalchemy import (
     Column,
@@ -21,16 +16,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    event,
     inspect,
     text,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
-from skintwin.errors import SkinTwinError
+from skintwin import db
 from skintwin.names import IMAGE_FEATURES
-from skintwin.redact import mask_url
 
 metadata = MetaData()
 predictions = Table(
@@ -67,29 +58,6 @@ alert_state = Table(
     Column("last_seen", Float),  # when a check last found it (alerted or suppressed)
 )
 COLUMNS = [c.name for c in predictions.columns if c.name != "id"]
-_DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "pymysql"}
-
-
-def busy_timeout_s() -> float:
-    raw = os.environ.get("SKINTWIN_STORE_BUSY_TIMEOUT_S", "60")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0 < value <= 3600:
-        raise SkinTwinError(f"SKINTWIN_STORE_BUSY_TIMEOUT_S: {raw!r} is not 0 < seconds ≤ 3600")
-    return value
-
-
-def _sqlite_pragmas(timeout_ms: int):
-    def apply(dbapi_conn, _record) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-        cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
-        cur.execute(f"PRAGMA busy_timeout={timeout_ms}")  # wait for other writers
-        cur.close()
-
-    return apply
 
 
 def _add_missing_columns(engine: Engine) -> None:
@@ -108,22 +76,4 @@ def _add_missing_columns(engine: Engine) -> None:
 
 def open_engine(url: str) -> Engine:
     """An engine on `url` with the tables ready; errors name the URL without its password."""
-    try:
-        engine = create_engine(url, future=True)
-        if engine.dialect.name == "sqlite":
-            pragmas = _sqlite_pragmas(int(busy_timeout_s() * 1000))
-            event.listen(engine, "connect", pragmas)
-        metadata.create_all(engine)
-        _add_missing_columns(engine)
-    except ModuleNotFoundError as exc:
-        hint = _DRIVERS.get(exc.name or "", exc.name)
-        raise SkinTwinError(
-            f"prediction store {mask_url(url)}: its database driver is not installed "
-            f"(pip install '{hint}'; for PostgreSQL: pip install -e '.[postgres]')"
-        ) from None
-    except (SQLAlchemyError, ValueError) as exc:
-        reason = mask_url(str(exc).splitlines()[0])
-        raise SkinTwinError(
-            f"prediction store {mask_url(url)} cannot be opened: {reason}"
-        ) from None
-    return engine
+    return db.open_engine(url, metadata, "prediction store", _add_missing_columns)

@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from skintwin.db import database_url
 from skintwin.errors import SkinTwinError
 from skintwin.monitoring.schema import COLUMNS, alert_state, open_engine, predictions
 from skintwin.project import ProjectPaths
@@ -27,12 +28,7 @@ from skintwin.redact import mask_url
 
 def default_url(root: Path) -> str:
     """$SKINTWIN_MONITOR_DB, else SQLite under `<root>/.monitoring/`."""
-    url = os.environ.get("SKINTWIN_MONITOR_DB")
-    if url:
-        return url
-    path = ProjectPaths(root).predictions_db
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    return database_url(ProjectPaths(root).predictions_db)
 
 
 class PredictionStore:

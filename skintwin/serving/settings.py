@@ -7,24 +7,10 @@ anything in).
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
-from skintwin.errors import SkinTwinError
-
-
-def _number(name: str, default: float, low: float, high: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not low <= value <= high:
-        raise SkinTwinError(f"{name}: {raw!r} is not a number in [{low:g}, {high:g}]")
-    return value
+from skintwin.io import env_number
 
 
 @dataclass(frozen=True)
@@ -49,14 +35,14 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            max_upload_bytes=int(_number("SKINTWIN_MAX_UPLOAD_MB", 10, 0.001, 1024) * 2**20),
-            max_pixels=int(_number("SKINTWIN_MAX_MEGAPIXELS", 40, 0.001, 1000) * 1e6),
+            max_upload_bytes=int(env_number("SKINTWIN_MAX_UPLOAD_MB", 10, 0.001, 1024) * 2**20),
+            max_pixels=int(env_number("SKINTWIN_MAX_MEGAPIXELS", 40, 0.001, 1000) * 1e6),
             max_request_pixels=int(
-                _number("SKINTWIN_MAX_REQUEST_MEGAPIXELS", 64, 0.001, 10_000) * 1e6
+                env_number("SKINTWIN_MAX_REQUEST_MEGAPIXELS", 64, 0.001, 10_000) * 1e6
             ),
-            max_batch=int(_number("SKINTWIN_MAX_BATCH", 16, 1, 256)),
-            timeout_s=_number("SKINTWIN_REQUEST_TIMEOUT_S", 30, 0.1, 3600),
-            upload_timeout_s=_number("SKINTWIN_UPLOAD_TIMEOUT_S", 20, 0.1, 3600),
-            reload_interval_s=_number("SKINTWIN_RELOAD_INTERVAL_S", 30, 0.5, 86_400),
+            max_batch=int(env_number("SKINTWIN_MAX_BATCH", 16, 1, 256)),
+            timeout_s=env_number("SKINTWIN_REQUEST_TIMEOUT_S", 30, 0.1, 3600),
+            upload_timeout_s=env_number("SKINTWIN_UPLOAD_TIMEOUT_S", 20, 0.1, 3600),
+            reload_interval_s=env_number("SKINTWIN_RELOAD_INTERVAL_S", 30, 0.5, 86_400),
             weights=os.environ.get("SKINTWIN_SERVE_WEIGHTS") or None,
         )
