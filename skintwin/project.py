@@ -129,6 +129,10 @@ class ProjectPaths:
         return self.evaluate_dir / "metrics.json"
 
     @property
+    def model_cards(self) -> Path:
+        return self.root / "reports" / "model_card"
+
+    @property
     def test_stats(self) -> Path:
         return self.evaluate_dir / "test_stats.npz"
 

@@ -10,7 +10,7 @@ import numpy as np
 from skintwin.names import TONE_GROUPS
 
 # Lower bounds of each group, from lightest to darkest (DESIGN: Skin tone).
-_GROUP_FLOORS = (
+GROUP_FLOORS = (
     ("very_light", 55.0),
     ("light", 41.0),
     ("intermediate", 28.0),
@@ -18,12 +18,12 @@ _GROUP_FLOORS = (
     ("brown", -30.0),
     ("dark", -math.inf),
 )
-assert tuple(name for name, _ in _GROUP_FLOORS) == TONE_GROUPS
+assert tuple(name for name, _ in GROUP_FLOORS) == TONE_GROUPS
 
 
 def ita_group(ita: float) -> str:
     """Map an ITA in degrees to its group: very light > 55 ≥ light > 41 ≥ ... > −30 ≥ dark."""
-    for name, floor in _GROUP_FLOORS:
+    for name, floor in GROUP_FLOORS:
         if ita > floor:
             return name
     return "dark"

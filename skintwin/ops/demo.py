@@ -73,6 +73,7 @@ def where(paths: ProjectPaths) -> str:
     else:
         champ = alias_version(name)
     champion = f"models:/{name}@champion (version {champ.version})" if champ else "none yet"
+    card = f"reports/model_card/v{champ.version}/model_card.html" if champ else "none yet"
     return f"""
 Champion      : {champion}
 MLflow UI     : make mlflow-ui    -> http://127.0.0.1:5000  (tracking: {mask_url(uri)})
@@ -81,6 +82,8 @@ Test metrics  : reports/evaluate/metrics.json   (dvc metrics show)
 Charts        : reports/evaluate/charts/*.png; dvc plots show -> dvc_plots/index.html
 Data report   : reports/validate/data_report.json
 Lineage       : skintwin lineage
+Model card    : {card}
+History       : skintwin history   (every alias move; --at TIME, --verify; skintwin rollback)
 Batch results : reports/batch/<time>-<source>/predictions.csv
 Drift reports : reports/drift/<time>-<source>/drift_report.html
 Alerts        : .monitoring/alerts/*.json   (skintwin alerts)

@@ -34,7 +34,8 @@ def scratch_project(root: Path, params: dict, with_flows: bool = False) -> Path:
     with_flows also copies flows/, tasks/ and prefect.yaml, for `prefect deploy`.
     """
     root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SOURCE / "dvc.yaml", root / "dvc.yaml")
+    for name in ("dvc.yaml", "change_control.yaml", "model_card.yaml"):
+        shutil.copy(SOURCE / name, root / name)
     packages = ("skintwin", "flows", "tasks") if with_flows else ("skintwin",)
     for package in packages:
         shutil.copytree(

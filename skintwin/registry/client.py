@@ -76,8 +76,8 @@ def get_version(name: str, version: str):
 
 
 def log_and_register(weights: Path, run_id: str, name: str, tags: dict[str, str]) -> str:
-    """Log `weights` as a pyfunc model in run `run_id`, register it, tag it, alias it
-    `challenger`. Returns the new version number (a string, as MLflow gives it)."""
+    """Log `weights` as a pyfunc model in run `run_id`, register it, tag it (aliases are
+    moved by `aliases.move`). Returns the new version number (a string, as MLflow gives it)."""
     import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec
@@ -105,7 +105,6 @@ def log_and_register(weights: Path, run_id: str, name: str, tags: dict[str, str]
     mlflow_client = client()
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, new, key, str(value)[:4900])
-    mlflow_client.set_registered_model_alias(name, CHALLENGER, new)
     return new
 
 
@@ -127,7 +126,7 @@ def version_weights(name: str, version: str, dst: Path) -> Path:
 
 
 def record_decision(name: str, version: str, record: dict, promote: bool) -> None:
-    """Tags and a JSON artifact with the gate's decision; moves `champion` only on a pass."""
+    """Tags and a JSON artifact with the gate's decision (the caller moves `champion`)."""
     mlflow_client = client()
     mv = mlflow_client.get_model_version(name, version)
     mlflow_client.log_dict(mv.run_id, record, f"promotion/decision-v{version}.json")
@@ -145,5 +144,12 @@ def record_decision(name: str, version: str, record: dict, promote: bool) -> Non
         tags[f"gate.group.{group}"] = f"{g['verdict']}: {g['why']}"
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, version, key, value[:4900])
-    if promote:
-        mlflow_client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def log_model_card(name: str, version: str, folder: Path) -> None:
+    """The card's files as artifacts of the version's run, and a tag that points to them."""
+    mlflow_client = client()
+    mv = mlflow_client.get_model_version(name, version)
+    mlflow_client.log_artifacts(mv.run_id, str(folder), "model_card")
+    where = f"runs:/{mv.run_id}/model_card/model_card.html"
+    mlflow_client.set_model_version_tag(name, version, "model_card", where)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from skintwin.data.dataset import read_names
+from skintwin.data.tone import GROUP_FLOORS
 from skintwin.project import ProjectPaths
 from skintwin.registry.client import CHAMPION, alias_version, get_version
 
@@ -30,6 +32,8 @@ def collect_lineage(paths: ProjectPaths, run_id: str, flow_run_id: str | None = 
         return outs[0].get("md5", "") if outs else ""
 
     params = yaml.safe_load(paths.params.read_text()) if paths.params.exists() else {}
+    data_yaml = paths.processed / "data.yaml"
+    classes = list(read_names(data_yaml)[1]) if data_yaml.is_file() else "unknown"
     return {
         "git_commit": _git(paths.root, "rev-parse", "HEAD") or "none",
         "git_dirty": str(bool(_git(paths.root, "status", "--porcelain", "--untracked-files=no"))),
@@ -38,6 +42,8 @@ def collect_lineage(paths: ProjectPaths, run_id: str, flow_run_id: str | None = 
         "mlflow_run_id": run_id,
         "prefect_flow_run_id": flow_run_id or "",
         "params": json.dumps(params, sort_keys=True),
+        "classes": json.dumps(classes),
+        "tone_floors": json.dumps(GROUP_FLOORS),
     }
 
 

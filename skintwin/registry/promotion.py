@@ -16,7 +16,7 @@ from pathlib import Path
 from skintwin.errors import SkinTwinError
 from skintwin.params import Params, load_params
 from skintwin.project import ProjectPaths
-from skintwin.registry import client
+from skintwin.registry import aliases, card, change_control, client
 from skintwin.registry.gate import Decision, decide
 from skintwin.registry.lineage import collect_lineage
 from skintwin.training.evaluation import Evaluation, evaluate_weights
@@ -139,6 +139,8 @@ def _register(
     tags = {f"lineage.{k}": str(v) for k, v in lineage.items()}
     tags |= {f"metric.{k}": str(v) for k, v in evaluation.flat().items()}
     version = client.log_and_register(weights, run_id, name, tags)
+    why = f"new candidate of run {run_id}"
+    aliases.move(paths.root, name, client.CHALLENGER, version, "register", why)
     log.info("registered %s version %s (alias %s)", name, version, client.CHALLENGER)
     return {"version": version, "new": True, "run_id": run_id, "decision": None}
 
@@ -175,13 +177,55 @@ def _gate(paths: ProjectPaths, params: Params, version: str, evaluation: Evaluat
     except SkinTwinError as exc:  # no comparison possible: registered, not promoted
         value = float(evaluation.overall[params.promote.metric])
         decision = Decision(False, [str(exc)], params.promote.metric, value, None, "no comparison")
+    held = _change_control(paths, name, version, champ)
+    if held:  # named even when the gate said no: the team sees everything in its way
+        decision.promote = False
+        decision.reasons.append(
+            f"change control: needs a human ({'; '.join(held)}); approve with "
+            f'`skintwin promote --approve {version} --reason "..."`'
+        )
     record = {
         **decision.as_dict(),
         "version": version,
         "champion_version": champ.version if champ else None,
         "champion_eval": champion_eval.metrics_doc() if champion_eval else None,
+        "change_control": held,
     }
+    tags = client.get_version(name, version).tags
+    model_card = card.build(paths, name, version, tags, evaluation, record)
+    card.validate(model_card)  # a card that cannot be written stops before anything moves
     client.record_decision(name, version, record, decision.promote)
+    if decision.promote:
+        reason = "; ".join(decision.reasons)
+        aliases.move(paths.root, name, client.CHAMPION, version, "promote", reason, record)
     verdict = "PROMOTED to champion" if decision.promote else "not promoted"
     log.info("version %s %s: %s", version, verdict, "; ".join(decision.reasons))
-    return {**decision.as_dict(), "version": version, "repeat": False}
+    folder = paths.model_cards / f"v{version}"
+    page = card.write(model_card, folder, paths.evaluate_dir / "charts")
+    client.log_model_card(name, version, folder)
+    shown = page.relative_to(paths.root).as_posix()
+    return {**decision.as_dict(), "version": version, "repeat": False, "model_card": shown}
+
+
+def _change_control(paths: ProjectPaths, name: str, version: str, champ) -> list[str]:
+    """What in the candidate differs from the champion beyond the plan's automatic clauses."""
+    if champ is None or str(champ.version) == str(version):
+        return []
+    plan = change_control.Plan.load(paths.root / change_control.FILE)
+    candidate = client.get_version(name, version)
+    return change_control.violations(plan, champ.tags, candidate.tags)
+
+
+def approve(paths: ProjectPaths, version: str, reason: str) -> dict:
+    """A human promotes `version` over the plan or the gate; the history records who, why."""
+    with unreachable_as_error(configure_tracking(paths.root, create=False)):
+        name = load_params(paths.params).promote.model_name
+        champ = client.alias_version(name, client.CHAMPION)
+        held = _change_control(paths, name, version, champ)
+        record = {"approved_over": champ.version if champ else None, "change_control": held}
+        event = aliases.move(paths.root, name, client.CHAMPION, version, "approve", reason, record)
+        client.client().set_model_version_tag(
+            name, version, "gate.approved", f"{event.actor}: {reason}"[:4900]
+        )
+    log.info("version %s approved as champion by %s", version, event.actor)
+    return {"version": version, "promote": True, "approved_by": event.actor, "reason": reason}

@@ -69,4 +69,11 @@ Stages run: {", ".join(ran)}
 Version {decision["version"]} {verdict} (rule: {decision.get("rule", "floor")}).
 
 {reasons}
-{_gate_table(decision)}"""
+{_gate_table(decision)}{_card_line(decision)}"""
+
+
+def _card_line(decision: dict) -> str:
+    page = decision.get("model_card")
+    if not page:
+        return ""
+    return f"\nModel card: `{page}` (also on the version's MLflow run, `model_card/`)\n"

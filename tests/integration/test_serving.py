@@ -117,10 +117,20 @@ def test_bad_uploads_get_4xx_json(service, champion: Path, name: str, make, stat
     assert httpx.get(f"{url}/health").status_code == 200
 
 
-def test_champion_move_is_picked_up_without_failed_requests(service, champion: Path) -> None:
+def _wait_version(url: str, version: str, limit_s: float = 60) -> float:
+    """Seconds until the service answers with `version` (asserts it does within limit_s)."""
+    start = time.perf_counter()
+    while str(httpx.get(f"{url}/health").json()["version"]) != str(version):
+        assert time.perf_counter() - start < limit_s, f"still not v{version}"
+        time.sleep(0.05)
+    return time.perf_counter() - start
+
+
+def test_champion_move_and_rollback_under_load_fail_no_request(service, champion: Path) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from skintwin.registry import aliases
     from skintwin.registry.client import log_and_register
 
     url, _ = service
@@ -141,11 +151,12 @@ def test_champion_move_is_picked_up_without_failed_requests(service, champion: P
     worker = threading.Thread(target=hammer)
     worker.start()
     try:
-        client.set_registered_model_alias(NAME, "champion", new)
-        deadline = time.time() + 60
-        while httpx.get(f"{url}/health").json()["version"] != new and time.time() < deadline:
-            time.sleep(0.25)
-        assert httpx.get(f"{url}/health").json()["version"] == new
+        aliases.move(champion, NAME, "champion", new, "approve", "reload test")
+        _wait_version(url, new)
+        aliases.rollback(champion, NAME, old.version, "reload test: back to the old model")
+        back_s = _wait_version(url, old.version)
+        print(f"rollback answered by v{old.version} after {back_s:.2f} s (polling: 1 s)")
+        assert back_s < 1 + 2  # one polling interval, plus the load of a cached version
     finally:
         stop.set()
         worker.join()

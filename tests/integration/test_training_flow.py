@@ -57,6 +57,15 @@ def test_flow_registers_promotes_and_skips_when_nothing_changed(project, prefect
     ):
         assert tags.get(key), key
     assert tags["gate.decision"] == "promoted"
+    # the version's model card: written, valid against the schema, logged with the version
+    import json
+
+    from skintwin.registry import card
+
+    page = project / result["decision"]["model_card"]
+    assert ">Promotion decision<" in page.read_text()
+    card.validate(json.loads((page.parent / "model_card.json").read_text()))
+    assert tags["model_card"].endswith("/model_card/model_card.html")
     assert "training-summary" in (Artifact.get("training-summary").key or "")
 
     again = training_flow(project_dir=str(project))
@@ -86,6 +95,16 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     v1, v2 = _versions()
     assert alias_version(NAME, "champion").version == v1.version
     assert alias_version(NAME, "challenger").version == v2.version
+    # every alias move is in the registry history, chained, and agrees with the registry
+    from skintwin.registry import aliases
+
+    moves = [(e.alias, e.to_version, e.action) for e in aliases.history(project).events(NAME)]
+    assert moves == [
+        ("challenger", str(v1.version), "register"),
+        ("champion", str(v1.version), "promote"),
+        ("challenger", str(v2.version), "register"),
+    ]
+    assert aliases.verify(project, NAME) == []
     assert v2.tags["gate.decision"] == "rejected"
     assert "no evidence of improvement" in v2.tags["gate.reasons"]
     # the decision, with its interval and a verdict per tone group, is on the version
@@ -107,6 +126,24 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
         training_flow(project_dir=str(project))
     assert len(_versions()) == 2
     assert alias_version(NAME, "champion").version == v1.version
+
+    # a new input size is outside the change-control plan: held back, the clause named;
+    # a human approves it, and the history says who and why
+    from skintwin.ops.cli import main
+
+    params["data"]["path"] = "data/demo"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _set_train(project, epochs=1, imgsz=96, evaluate_imgsz=96)
+    resized = training_flow(project_dir=str(project))
+    assert resized["decision"]["promote"] is False
+    assert "train.imgsz 128 → 96 (clause human.input_size)" in resized["decision"]["reasons"][-1]
+    v3 = str(resized["candidate"]["version"])
+    why = "reviewed: 96 px keeps the small moles"
+    assert main(["promote", "--project-dir", str(project), "--approve", v3, "--reason", why]) == 0
+    assert str(alias_version(NAME, "champion").version) == v3
+    last = aliases.history(project).events(NAME)[-1]
+    assert (last.action, last.to_version, last.reason) == ("approve", v3, why)
+    assert last.actor.startswith("cli user") and aliases.verify(project, NAME) == []
 
 
 def test_unknown_model_fails_without_registering(project, prefect_api) -> None:

@@ -1,0 +1,232 @@
+"""The model card of a registered version: written by the pipeline, never by hand.
+
+One document (JSON, validated against `model_card.schema.json`, which ships with the
+package) rendered as Markdown and as a standalone HTML page with its charts inline. The
+human-written part — intended use, out-of-scope use, limitations — comes from the
+versioned `model_card.yaml`; everything else is what the pipeline measured or recorded. A
+field the pipeline does not know says "unknown", never a guess.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from skintwin.errors import SkinTwinError
+from skintwin.project import ProjectPaths
+from skintwin.training.evaluation import Evaluation
+
+SCHEMA = Path(__file__).with_name("model_card.schema.json")
+TEXT_FILE = "model_card.yaml"
+UNKNOWN = "unknown"
+CHARTS = ("per_group.png", "pr_curve.png")
+_TEXT_KEYS = ("intended_use", "out_of_scope", "limitations")
+_QUANTILES = {"p05": 0.05, "median": 0.5, "p95": 0.95}
+_LINEAGE = (
+    "git_commit",
+    "git_dirty",
+    "dvc_data_md5",
+    "dvc_model_md5",
+    "mlflow_run_id",
+    "prefect_flow_run_id",
+    "params",
+)
+
+
+def _figure(scores: dict, metric: str) -> dict:
+    return {
+        "images": int(scores.get("images", 0)),
+        "value": float(scores[metric]),
+        "lo": scores.get(f"{metric}_lo", UNKNOWN),
+        "hi": scores.get(f"{metric}_hi", UNKNOWN),
+    }
+
+
+def _texts(root: Path) -> dict[str, list[str]]:
+    path = root / TEXT_FILE
+    if not path.is_file():
+        raise SkinTwinError(f"{path}: missing; the model card's intended use is written there")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    out = {}
+    for key in ("intended_use", "out_of_scope", "limitations"):
+        value = doc.get(key)
+        if not isinstance(value, list) or not value:
+            raise SkinTwinError(f"{path}: {key} must be a non-empty list of sentences")
+        out[key] = [" ".join(str(v).split()) for v in value]
+    return out
+
+
+def _training_data(paths: ProjectPaths, dataset: str) -> dict | str:
+    """Splits, ITA quantiles and near-duplicates of the data the version was trained on."""
+    if not (paths.split_report.is_file() and paths.reference_features.is_file()):
+        return UNKNOWN
+    report = json.loads(paths.split_report.read_text())
+    table = pd.read_parquet(paths.reference_features, columns=["split", "ita"])
+    ita = {
+        split: {q: round(float(part["ita"].quantile(v)), 1) for q, v in _QUANTILES.items()}
+        for split, part in table.groupby("split")
+    }
+    near = report.get("near_duplicates", {})
+    return {
+        "dataset": dataset,
+        "splits": report["splits"],
+        "ita": ita,
+        "near_duplicates": {
+            "groups": len(near.get("groups", [])),
+            "dropped_from_training_side": len(near.get("dropped_from_training_side", [])),
+            "exact_duplicates_dropped": near.get("exact_duplicates_dropped", 0),
+        },
+    }
+
+
+def build(
+    paths: ProjectPaths, name: str, version: str, tags: dict, evaluation: Evaluation, record: dict
+) -> dict:
+    """The card's document from the version's tags, its evaluation and the gate's record."""
+    params = json.loads(tags.get("lineage.params") or "{}")
+    train = params.get("train", {})
+    metric = record.get("metric", "mAP50")
+    classes = json.loads(tags["lineage.classes"]) if "lineage.classes" in tags else UNKNOWN
+    return {
+        "schema_version": 1,
+        "model": {
+            "name": name,
+            "version": str(version),
+            "architecture": str(train.get("model", UNKNOWN)),
+            "input_size": train.get("imgsz", UNKNOWN),
+            "classes": classes if classes else UNKNOWN,
+        },
+        **_texts(paths.root),
+        "training_data": _training_data(paths, str(params.get("data", {}).get("path", UNKNOWN))),
+        "evaluation": {
+            "metric": metric,
+            "overall": _figure(evaluation.overall, metric),
+            "classes": {c: _figure(v, metric) for c, v in evaluation.per_class.items()},
+            "tone_groups": {g: _figure(v, metric) for g, v in evaluation.per_group.items()},
+        },
+        "decision": {
+            "promoted": bool(record.get("promote")),
+            "rule": str(record.get("rule", UNKNOWN)),
+            "reasons": list(record.get("reasons", [])),
+            "groups": record.get("groups") or {},
+            "change_control": list(record.get("change_control") or []),
+        },
+        "lineage": {key: tags.get(f"lineage.{key}") or UNKNOWN for key in _LINEAGE},
+    }
+
+
+def validate(card: dict) -> None:
+    """Raise, naming the field, when the card does not meet the shipped schema."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(json.loads(SCHEMA.read_text()))
+    errors = sorted(validator.iter_errors(card), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "(top)"
+        raise SkinTwinError(f"model card field {where}: {errors[0].message}")
+
+
+def _cell(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _rows(figures: dict[str, dict]) -> str:
+    return "\n".join(
+        f"| {k} | {v['images']} | {v['value']:.3f} | [{_cell(v['lo'])}, {_cell(v['hi'])}] |"
+        for k, v in figures.items()
+    )
+
+
+def markdown(card: dict) -> str:
+    m, e, d = card["model"], card["evaluation"], card["decision"]
+    bullets = {k: "\n".join(f"- {t}" for t in card[k]) for k in _TEXT_KEYS}
+    head = f"| | images | {e['metric']} | 95% CI |\n|---|---|---|---|"
+    groups = "\n".join(
+        f"| {g} | {v['n']} | {v['delta'] if v['delta'] is not None else '–'} | {v['verdict']} |"
+        for g, v in d["groups"].items()
+    )
+    data = card["training_data"]
+    data_md = UNKNOWN if data == UNKNOWN else (
+        f"Dataset `{data['dataset']}`. Images per split: "
+        + ", ".join(f"{s} {v['images']}" for s, v in data["splits"].items())
+        + ". Tone groups per split: "
+        + "; ".join(f"{s}: {v['tone_groups']}" for s, v in data["splits"].items())
+        + f". ITA (degrees) per split, 5th / 50th / 95th percentile: {data['ita']}."
+        + f" Near-duplicates: {data['near_duplicates']}."
+    )  # fmt: skip
+    lineage = "\n".join(f"- {k}: `{v}`" for k, v in card["lineage"].items() if k != "params")
+    return f"""# Model card: {m["name"]} v{m["version"]}
+
+Architecture `{m["architecture"]}`, input {m["input_size"]} px, classes {m["classes"]}.
+
+## Intended use
+{bullets["intended_use"]}
+
+## Out of scope
+{bullets["out_of_scope"]}
+
+## Training data
+{data_md}
+
+## Evaluation (test split)
+{head}
+{_rows({"overall": e["overall"]})}
+
+### By class
+
+{head}
+{_rows(e["classes"])}
+
+### By skin-tone group
+
+{head}
+{_rows(e["tone_groups"])}
+
+## Promotion decision
+{"Promoted" if d["promoted"] else "Not promoted"} (rule: {d["rule"]}).
+
+{chr(10).join(f"- {r}" for r in d["reasons"])}
+
+| tone group | test images | Δ vs champion | verdict |
+|---|---|---|---|
+{groups}
+
+## Known limitations
+{bullets["limitations"]}
+
+## Lineage
+{lineage}
+- params: `{card["lineage"]["params"]}`
+"""
+
+
+def html(card: dict, charts: Path | None) -> str:
+    """A standalone page: the Markdown rendered, the charts inline (no network needed)."""
+    import markdown as md
+
+    body = md.markdown(markdown(card), extensions=["tables"])
+    for chart in CHARTS if charts else ():
+        path = charts / chart
+        if path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode()
+            body += f'<p><img alt="{chart}" src="data:image/png;base64,{data}"></p>\n'
+    title = f"Model card: {card['model']['name']} v{card['model']['version']}"
+    style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 8px}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>" \
+        f"<style>{style}</style></head><body>{body}</body></html>\n"  # fmt: skip
+
+
+def write(card: dict, folder: Path, charts: Path | None) -> Path:
+    """Validate, then write model_card.{json,md,html} into `folder`; returns the HTML path."""
+    from skintwin.io import atomic_write_bytes, atomic_write_json
+
+    validate(card)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "model_card.json", card)
+    atomic_write_bytes(folder / "model_card.md", markdown(card).encode())
+    atomic_write_bytes(folder / "model_card.html", html(card, charts).encode())
+    return folder / "model_card.html"

@@ -1,0 +1,90 @@
+"""The change-control plan (`change_control.yaml`): which differences between a candidate
+and the champion the gate may promote on its own, and which need a human's approval.
+
+The differences are read from the versions' lineage (params, class list, tone thresholds),
+so they are what really produced each model. A difference named by a `human` clause, or by
+no clause at all, holds the candidate back, and the reason names the clause.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import yaml
+
+from skintwin.errors import SkinTwinError
+
+FILE = "change_control.yaml"
+_LINEAGE_ONLY = ("classes", "tone_floors")  # facts beside the params
+
+
+@dataclass(frozen=True)
+class Plan:
+    automatic: dict[str, list[str]]  # clause -> key patterns
+    human: dict[str, list[str]]
+
+    @classmethod
+    def load(cls, path: Path) -> Plan | None:
+        """The plan at `path`; None when the project has none (every change automatic)."""
+        if not path.is_file():
+            return None
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise SkinTwinError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        plan = {}
+        for side in ("automatic", "human"):
+            clauses = doc.get(side) or {}
+            bad = [k for k, v in clauses.items() if not isinstance(v, list)] if isinstance(
+                clauses, dict
+            ) else [side]  # fmt: skip
+            if bad:
+                raise SkinTwinError(f"{path}: {side}.{bad[0]} must be a list of param keys")
+            plan[side] = {str(k): [str(p) for p in v] for k, v in clauses.items()}
+        return cls(**plan)
+
+    def clause(self, key: str) -> tuple[str, str]:
+        """("human" | "automatic", clause name) for a changed key; unlisted keys: human."""
+        for side in ("human", "automatic"):
+            for name, patterns in getattr(self, side).items():
+                if any(fnmatchcase(key, p) for p in patterns):
+                    return side, name
+        return "human", "unlisted"
+
+
+def _flat(node: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict) and node:
+        out: dict[str, object] = {}
+        for k, v in node.items():
+            out |= _flat(v, f"{prefix}{k}.")
+        return out
+    return {prefix.rstrip("."): node}
+
+
+def model_facts(tags: dict[str, str]) -> dict[str, object]:
+    """The dotted facts a version's lineage tags record: params, classes, tone floors."""
+    facts = _flat(json.loads(tags.get("lineage.params") or "{}"))
+    for key in _LINEAGE_ONLY:
+        if f"lineage.{key}" in tags:
+            facts[key] = tags[f"lineage.{key}"]
+    return facts
+
+
+def violations(plan: Plan | None, champion: dict[str, str], candidate: dict[str, str]) -> list:
+    """One line per difference (in the versions' tags) that needs a human, naming its clause."""
+    if plan is None:
+        return []
+    old, new = model_facts(champion), model_facts(candidate)
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key in _LINEAGE_ONLY and key not in old:  # a champion from before they were kept
+            continue
+        if old.get(key) != new.get(key):
+            side, name = plan.clause(key)
+            if side == "human":
+                shown = f"{old.get(key, '(absent)')} → {new.get(key, '(absent)')}"
+                out.append(f"{key} {shown} (clause human.{name})")
+    return out

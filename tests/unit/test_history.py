@@ -1,0 +1,156 @@
+"""The registry history: an append-only, hash-chained log of alias moves that answers "who
+was champion then" and detects any edit or deletion; rollback is one more event. Real
+MLflow registry and a real SQLite database in a temporary folder."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from skintwin.errors import SkinTwinError
+from skintwin.ops.cli import main
+from skintwin.registry import aliases, client
+from skintwin.registry.history import History
+from tests.conftest import make_project
+
+NAME = "skin-twin-detector"
+T0 = 1_780_000_000.0  # 2026-05-28
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> History:
+    return History(f"sqlite:///{tmp_path / 'history.db'}")
+
+
+def _simulate(log: History, moves: int, seed: int) -> list[tuple[float, str]]:
+    """`moves` champion moves (promotions and rollbacks) at known, increasing times."""
+    rng = random.Random(seed)
+    at, current, newest, truth = T0, None, 0, []
+    for _ in range(moves):
+        at += rng.uniform(60, 7 * 86400)
+        if newest > 1 and rng.random() < 0.3:
+            to, action = str(rng.randint(1, newest - 1)), "rollback"
+        else:
+            newest += 1
+            to, action = str(newest), "promote"
+        with log.appending(NAME, "champion", current, to, action, f"{action} {to}", at=at):
+            pass
+        truth.append((at, to))
+        current = to
+    return truth
+
+
+def test_history_says_who_was_champion_at_any_time(log: History) -> None:
+    truth = _simulate(log, 60, seed=1)
+    assert log.count() == 60 and log.verify() == []
+    rng = random.Random(2)
+    for _ in range(100):
+        when = rng.uniform(T0, truth[-1][0] + 86400)
+        expected = next((v for t, v in reversed(truth) if t <= when), None)
+        assert log.version_at(NAME, "champion", when) == expected, when
+    assert log.version_at(NAME, "champion", T0 - 1) is None  # before the first promotion
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("to_version", "'999'"), ("reason", "'nothing happened'"), ("at", "at + 1"),
+     ("actor", "'someone else'"), ("record", "'{}x'")],
+)  # fmt: skip
+def test_any_edit_is_found_and_named(log: History, tmp_path: Path, column, value) -> None:
+    _simulate(log, 50, seed=3)
+    victim = random.Random(column).randint(1, 50)
+    with sqlite3.connect(tmp_path / "history.db") as db:
+        db.execute(f"UPDATE registry_events SET {column} = {value} WHERE seq = ?", (victim,))
+    problems = log.verify()
+    assert problems and problems[0].startswith(f"entry #{victim}:"), problems
+
+
+def test_a_deleted_entry_or_a_rewritten_hash_is_found(log: History, tmp_path: Path) -> None:
+    _simulate(log, 50, seed=4)
+    with sqlite3.connect(tmp_path / "history.db") as db:
+        db.execute("DELETE FROM registry_events WHERE seq = 17")
+    assert any("#17 is missing" in p for p in log.verify())
+    with sqlite3.connect(tmp_path / "history.db") as db:  # forge entry 30 with a fresh hash
+        db.execute("UPDATE registry_events SET to_version = '1', hash = ? WHERE seq = 30",
+                   ("f" * 64,))  # fmt: skip
+    assert any(p.startswith("entry #30:") for p in log.verify())
+    assert any(p.startswith("entry #31: does not follow") for p in log.verify())
+
+
+def test_a_failed_move_leaves_no_event(log: History) -> None:
+    with pytest.raises(RuntimeError), log.appending(NAME, "champion", None, "1", "promote", "x"):
+        raise RuntimeError("the registry refused the alias")
+    assert log.count() == 0
+    with (
+        pytest.raises(SkinTwinError, match="needs a reason"),
+        log.appending(NAME, "champion", None, "1", "promote", "  "),
+    ):
+        pass
+
+
+@pytest.fixture
+def registered(tmp_path: Path, base_params: dict, monkeypatch: pytest.MonkeyPatch):
+    """A project whose registry holds three versions, v3 champion (each move recorded)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    root = make_project(tmp_path / "project", base_params)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("SKINTWIN_MONITOR_DB", raising=False)
+    mlflow.set_tracking_uri(uri)
+    registry = client.client()
+    with contextlib.suppress(MlflowException):
+        registry.create_registered_model(NAME)
+    for v in ("1", "2", "3"):
+        registry.create_model_version(NAME, source=root.as_uri())
+        aliases.move(root, NAME, client.CHAMPION, v, "promote", f"gate passed v{v}")
+    return root
+
+
+def test_rollback_moves_champion_back_and_is_an_event(registered: Path, capsys) -> None:
+    args = ["--project-dir", str(registered)]
+    assert main(["rollback", *args, "--to", "1", "--reason", "v3 misses small moles"]) == 0
+    assert str(client.alias_version(NAME, client.CHAMPION).version) == "1"
+    assert main(["history", *args]) == 0
+    out = capsys.readouterr().out
+    assert "v3 → v1 rollback by cli user" in out and "v3 misses small moles" in out
+    assert main(["history", *args, "--verify"]) == 0
+    assert "intact: 4 events" in capsys.readouterr().out
+    # a newer version, an unknown one, or no reason: refused, nothing moves
+    assert main(["rollback", *args, "--to", "2", "--reason", "x"]) == 1
+    assert "not older than the champion v1" in capsys.readouterr().err
+    for bad in (["--to", "0", "--reason", "x"], ["--to", "1"]):  # argparse: exit 2
+        with pytest.raises(SystemExit, match="2"):
+            main(["rollback", *args, *bad])
+    assert aliases.history(registered).count() == 4
+
+
+def test_an_alias_moved_behind_the_history_is_found(registered: Path, capsys) -> None:
+    client.client().set_registered_model_alias(NAME, client.CHAMPION, "2")  # not via aliases
+    assert main(["history", "--project-dir", str(registered), "--verify"]) == 1
+    err = capsys.readouterr().err
+    assert "champion is v2 in the registry but v3 by the history" in err
+    at = main(["history", "--project-dir", str(registered), "--at", "2000-01-01T00:00Z"])
+    assert at == 0 and "not set" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="2"):
+        main(["history", "--project-dir", str(registered), "--at", "yesterday"])
+    assert "is not an ISO time" in capsys.readouterr().err
+
+
+def test_concurrent_writers_keep_one_unbroken_chain(log: History) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def writer(k: int) -> None:
+        for i in range(25):
+            with log.appending(NAME, "challenger", None, str(k * 100 + i), "register", "new"):
+                pass
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(writer, range(4)))
+    assert log.count() == 100 and log.verify() == []
+    assert [e.seq for e in log.events()] == list(range(1, 101))
