@@ -156,7 +156,7 @@ def test_champion_move_and_rollback_under_load_fail_no_request(service, champion
         aliases.rollback(champion, NAME, old.version, "reload test: back to the old model")
         back_s = _wait_version(url, old.version)
         print(f"rollback answered by v{old.version} after {back_s:.2f} s (polling: 1 s)")
-        assert back_s < 1 + 2  # one polling interval, plus the load of a cached version
+        assert back_s < 1 + 5  # one polling interval, plus the load (1.04 s on 2 idle cores)
     finally:
         stop.set()
         worker.join()
