@@ -24,8 +24,6 @@ from skintwin.names import (
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what NumPy and PyTorch seeding accept
 
 

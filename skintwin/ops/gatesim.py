@@ -13,7 +13,7 @@ import yaml
 from skintwin.params import Params
 from skintwin.steps.generate import run_generate
 from skintwin.training.detstats import DetectionStats
-from skintwin.training.evaluation import run_val
+from skintwin.training.validator import run_val
 
 
 def labelled_detections(

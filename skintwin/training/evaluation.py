@@ -10,22 +10,19 @@ slices and intervals are computed the same way (`detstats.py`, `uncertainty.py`)
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from skintwin.data.dataset import read_names
 from skintwin.errors import SkinTwinError
-from skintwin.model.yolo import class_names, load_weights
 from skintwin.params import EvaluateParams
 from skintwin.training.detstats import DetectionStats
 from skintwin.training.uncertainty import bootstrap_interval
+from skintwin.training.validator import run_val
 
 HEADLINE = ("mAP50", "mAP50-95", "precision", "recall")
-CM_CONF = 0.25  # the confusion matrix's operating point (IoU 0.45: Ultralytics' default)
 
 
 @dataclass(frozen=True)
@@ -108,70 +105,12 @@ class Evaluation:
         return out
 
 
-class _Capture:
-    """Per-image rows of a real `model.val()` run (Ultralytics' own matching).
-
-    Wraps the validator's `update_metrics` at `on_val_start`: each call adds one row per
-    image of the batch to the validator's stats; we copy those rows with the image file.
-    The same detections also feed Ultralytics' confusion matrix at a readable operating
-    point (confidence 0.25, IoU 0.45), not at the validator's 0.001.
-    """
-
-    def __init__(self, names: dict[int, str]) -> None:
-        from ultralytics.utils.metrics import ConfusionMatrix
-
-        self.rows: list[dict] = []
-        self.matrix = ConfusionMatrix(names=names)
-
-    def on_val_start(self, validator) -> None:
-        self.rows = []
-        original = validator.update_metrics
-
-        def update_metrics(preds, batch) -> None:
-            start = len(validator.metrics.stats["tp"])
-            original(preds, batch)
-            stats = validator.metrics.stats
-            for j, file in enumerate(batch["im_file"]):
-                self.rows.append({"file": file, **{k: stats[k][start + j] for k in stats}})
-            for j, pred in enumerate(preds):
-                pbatch = validator._prepare_batch(j, batch)
-                self.matrix.process_batch(validator._prepare_pred(pred), pbatch, conf=CM_CONF)
-
-        validator.update_metrics = update_metrics
-
-
 def _test_table(dataset: Path) -> pd.DataFrame:
     table = pd.read_parquet(dataset / "reference_features.parquet")
     test = table[table["split"] == "test"]
     if test.empty:
         raise SkinTwinError(f"{dataset}: the test split is empty")
     return test.set_index("file")
-
-
-def run_val(weights: Path, dataset: Path, params: EvaluateParams, device: str) -> _Capture:
-    """`YOLO(weights).val(split="test")` with its per-image rows captured."""
-    model = load_weights(weights)
-    _, names = read_names(dataset / "data.yaml")
-    if class_names(model) != names:
-        theirs = list(class_names(model))
-        raise SkinTwinError(f"{weights}: model classes {theirs} differ from dataset {list(names)}")
-    capture = _Capture(model.names)
-    model.add_callback("on_val_start", capture.on_val_start)
-    with tempfile.TemporaryDirectory() as tmp:  # Ultralytics' run folder: nothing we keep
-        model.val(
-            data=str((dataset / "data.yaml").resolve()),
-            split="test",
-            conf=params.conf,
-            iou=params.iou,
-            imgsz=params.imgsz,
-            batch=16,
-            device=device,
-            plots=False,
-            verbose=False,
-            project=tmp,
-            name="val",
-        )
-    return capture
 
 
 def evaluate_weights(
@@ -187,9 +126,9 @@ def evaluate_weights(
     Args:
         dataset: a preprocess output folder (data.yaml, images/test, reference features).
     """
-    _, names = read_names(dataset / "data.yaml")
     test = _test_table(dataset)
     capture = run_val(Path(weights), dataset, params, device)
+    names = capture.names
     root = dataset.resolve()
     for row in capture.rows:
         row["file"] = Path(row["file"]).resolve().relative_to(root).as_posix()
