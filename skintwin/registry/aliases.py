@@ -11,6 +11,8 @@ from skintwin.project import ProjectPaths
 from skintwin.registry import client
 from skintwin.registry.history import Event, History
 
+HEAD_TAG = "history.head"  # registered-model tag: "<seq>:<hash>" of the model's last event
+
 
 def history(root: Path) -> History:
     """The project's history, in the prediction store's database (`SKINTWIN_MONITOR_DB`)."""
@@ -31,7 +33,10 @@ def move(
     current = client.alias_version(name, alias)
     before = None if current is None else str(current.version)
     with history(root).appending(name, alias, before, version, action, reason, record) as event:
-        client.client().set_registered_model_alias(name, alias, str(version))
+        registry = client.client()
+        registry.set_registered_model_alias(name, alias, str(version))
+        # the chain's head, kept in the registry too: a rewritten or cut-off log disagrees
+        registry.set_registered_model_tag(name, HEAD_TAG, f"{event.seq}:{event.hash}")
     return event
 
 
@@ -45,22 +50,37 @@ def rollback(root: Path, name: str, to: str, reason: str) -> Event:
             f"rollback --to {to}: not older than the champion v{current.version}; "
             "a newer version is promoted by the gate or `skintwin promote --approve`"
         )
+    was = [e for e in history(root).events(name) if e.alias == client.CHAMPION]
+    if not any(e.to_version == str(to) for e in was):
+        raise SkinTwinError(
+            f"rollback --to {to}: v{to} was never champion; a version the gate did not "
+            "promote goes to production only by `skintwin promote --approve`"
+        )
     return move(root, name, client.CHAMPION, to, "rollback", reason)
 
 
 def verify(root: Path, name: str) -> list[str]:
-    """The chain's problems, and any alias whose live version the log's last move for it
-    does not explain (newest events deleted, or an alias moved behind the log's back)."""
+    """The chain's problems; any alias whose live version the log's last move for it does
+    not explain (an alias moved behind the log's back); and a log whose last event is not
+    the one the registry recorded at the last move (newest events cut off, or the chain
+    rewritten with fresh hashes)."""
     log = history(root)
     problems = log.verify()
-    last: dict[str, str] = {}
-    for event in log.events(name):
-        last[event.alias] = event.to_version
+    events = log.events(name)
+    last = {e.alias: e.to_version for e in events}  # the newest event per alias wins
     for alias in (client.CHAMPION, client.CHALLENGER):
         live = client.alias_version(name, alias)
-        if live is not None and last.get(alias) != str(live.version):
+        live_v = None if live is None else str(live.version)
+        if last.get(alias) != live_v:
             problems.append(
-                f"{name}@{alias} is v{live.version} in the registry but "
+                f"{name}@{alias} is v{live_v or '-'} in the registry but "
                 f"v{last.get(alias, '-')} by the history: an event is missing"
             )
+    head = client.get_model_tag(name, HEAD_TAG)
+    newest = f"{events[-1].seq}:{events[-1].hash}" if events else None
+    if head != newest:
+        problems.append(
+            f"the registry's record of the last event ({head or 'none'}) is not the log's "
+            f"({newest or 'none'}): events were rewritten or removed"
+        )
     return problems

@@ -46,13 +46,14 @@ def _figure(scores: dict, metric: str) -> dict:
     }
 
 
-def _texts(root: Path) -> dict[str, list[str]]:
+def texts(root: Path) -> dict[str, list[str]]:
+    """The human-written sections, from `model_card.yaml` (checked)."""
     path = root / TEXT_FILE
     if not path.is_file():
         raise SkinTwinError(f"{path}: missing; the model card's intended use is written there")
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     out = {}
-    for key in ("intended_use", "out_of_scope", "limitations"):
+    for key in _TEXT_KEYS:
         value = doc.get(key)
         if not isinstance(value, list) or not value:
             raise SkinTwinError(f"{path}: {key} must be a non-empty list of sentences")
@@ -88,7 +89,8 @@ def build(
 ) -> dict:
     """The card's document from the version's tags, its evaluation and the gate's record."""
     params = json.loads(tags.get("lineage.params") or "{}")
-    train = params.get("train", {})
+    external = "lineage.source_weights" in tags  # trained elsewhere: this project's params
+    train = {} if external else params.get("train", {})  # and data did not make it
     metric = record.get("metric", "mAP50")
     classes = json.loads(tags["lineage.classes"]) if "lineage.classes" in tags else UNKNOWN
     return {
@@ -100,8 +102,10 @@ def build(
             "input_size": train.get("imgsz", UNKNOWN),
             "classes": classes if classes else UNKNOWN,
         },
-        **_texts(paths.root),
-        "training_data": _training_data(paths, str(params.get("data", {}).get("path", UNKNOWN))),
+        **texts(paths.root),
+        "training_data": UNKNOWN
+        if external
+        else _training_data(paths, str(params.get("data", {}).get("path", UNKNOWN))),
         "evaluation": {
             "metric": metric,
             "overall": _figure(evaluation.overall, metric),
@@ -141,6 +145,20 @@ def _rows(figures: dict[str, dict]) -> str:
     )
 
 
+def _data_paragraph(data: dict | str) -> str:
+    if data == UNKNOWN:
+        return UNKNOWN
+    splits = data["splits"]
+    return (
+        f"Dataset `{data['dataset']}`. Images per split: "
+        + ", ".join(f"{s} {v['images']}" for s, v in splits.items())
+        + ". Tone groups per split: "
+        + "; ".join(f"{s}: {v['tone_groups']}" for s, v in splits.items())
+        + f". ITA (degrees) per split, 5th / 50th / 95th percentile: {data['ita']}."
+        + f" Near-duplicates: {data['near_duplicates']}."
+    )
+
+
 def markdown(card: dict) -> str:
     m, e, d = card["model"], card["evaluation"], card["decision"]
     bullets = {k: "\n".join(f"- {t}" for t in card[k]) for k in _TEXT_KEYS}
@@ -149,15 +167,7 @@ def markdown(card: dict) -> str:
         f"| {g} | {v['n']} | {v['delta'] if v['delta'] is not None else '–'} | {v['verdict']} |"
         for g, v in d["groups"].items()
     )
-    data = card["training_data"]
-    data_md = UNKNOWN if data == UNKNOWN else (
-        f"Dataset `{data['dataset']}`. Images per split: "
-        + ", ".join(f"{s} {v['images']}" for s, v in data["splits"].items())
-        + ". Tone groups per split: "
-        + "; ".join(f"{s}: {v['tone_groups']}" for s, v in data["splits"].items())
-        + f". ITA (degrees) per split, 5th / 50th / 95th percentile: {data['ita']}."
-        + f" Near-duplicates: {data['near_duplicates']}."
-    )  # fmt: skip
+    data_md = _data_paragraph(card["training_data"])
     lineage = "\n".join(f"- {k}: `{v}`" for k, v in card["lineage"].items() if k != "params")
     return f"""# Model card: {m["name"]} v{m["version"]}
 

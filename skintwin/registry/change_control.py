@@ -66,7 +66,10 @@ def _flat(node: object, prefix: str = "") -> dict[str, object]:
 
 def model_facts(tags: dict[str, str]) -> dict[str, object]:
     """The dotted facts a version's lineage tags record: params, classes, tone floors."""
-    facts = _flat(json.loads(tags.get("lineage.params") or "{}"))
+    try:
+        facts = _flat(json.loads(tags.get("lineage.params") or "{}"))
+    except json.JSONDecodeError:  # cut at MLflow's tag limit: unknown, so never "unchanged"
+        facts = {"params": f"unreadable ({len(tags['lineage.params'])} characters)"}
     for key in _LINEAGE_ONLY:
         if f"lineage.{key}" in tags:
             facts[key] = tags[f"lineage.{key}"]

@@ -1,7 +1,8 @@
 """The MLflow model registry: log and register versions, look up aliases, fetch weights.
 
-Aliases, not stages: `champion` is production, `challenger` the latest candidate. This is
-the only module that writes to the registry; promotion decides what it writes.
+Aliases, not stages: `champion` is production, `challenger` the latest candidate. This
+module writes versions and tags; aliases move only through `aliases.move`, which records
+each move in the registry history. Promotion decides what is written.
 """
 
 from __future__ import annotations
@@ -61,6 +62,16 @@ def alias_version(name: str, alias: str = CHAMPION):
 
     try:
         return client().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def get_model_tag(name: str, key: str) -> str | None:
+    """A registered model's tag, or None (also when the model does not exist)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_registered_model(name).tags.get(key)
     except MlflowException:
         return None
 

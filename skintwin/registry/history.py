@@ -31,7 +31,7 @@ events = Table(
     "registry_events",
     _metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3, ...
-    Column("at", Float, nullable=False),  # Unix time, seconds
+    Column("at", Float(precision=53), nullable=False),  # Unix time, seconds (a double)
     Column("model", String(200), nullable=False),
     Column("alias", String(100), nullable=False),
     Column("from_version", String(50)),  # None: the alias was not set before
@@ -146,7 +146,7 @@ class History:
         query = (
             select(events.c.to_version)
             .where(events.c.model == model, events.c.alias == alias, events.c.at <= when)
-            .order_by(events.c.at.desc(), events.c.seq.desc())
+            .order_by(events.c.seq.desc())  # the last move made by then, as appended
             .limit(1)
         )
         with self.engine.connect() as conn:

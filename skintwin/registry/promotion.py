@@ -138,6 +138,7 @@ def _register(
         lineage["source_weights"] = source_weights
     tags = {f"lineage.{k}": str(v) for k, v in lineage.items()}
     tags |= {f"metric.{k}": str(v) for k, v in evaluation.flat().items()}
+    card.texts(paths.root)  # a project without its card's text fails before registering
     version = client.log_and_register(weights, run_id, name, tags)
     why = f"new candidate of run {run_id}"
     aliases.move(paths.root, name, client.CHALLENGER, version, "register", why)
@@ -193,15 +194,15 @@ def _gate(paths: ProjectPaths, params: Params, version: str, evaluation: Evaluat
     }
     tags = client.get_version(name, version).tags
     model_card = card.build(paths, name, version, tags, evaluation, record)
-    card.validate(model_card)  # a card that cannot be written stops before anything moves
-    client.record_decision(name, version, record, decision.promote)
-    if decision.promote:
+    folder = paths.model_cards / f"v{version}"  # validated and written before anything moves
+    charts = None if "lineage.source_weights" in tags else paths.evaluate_dir / "charts"
+    page = card.write(model_card, folder, charts)  # charts: the evaluate stage's candidate
+    if decision.promote:  # moved before the decision is recorded: a failed move is re-gated
         reason = "; ".join(decision.reasons)
         aliases.move(paths.root, name, client.CHAMPION, version, "promote", reason, record)
+    client.record_decision(name, version, record, decision.promote)
     verdict = "PROMOTED to champion" if decision.promote else "not promoted"
     log.info("version %s %s: %s", version, verdict, "; ".join(decision.reasons))
-    folder = paths.model_cards / f"v{version}"
-    page = card.write(model_card, folder, paths.evaluate_dir / "charts")
     client.log_model_card(name, version, folder)
     shown = page.relative_to(paths.root).as_posix()
     return {**decision.as_dict(), "version": version, "repeat": False, "model_card": shown}
@@ -213,7 +214,11 @@ def _change_control(paths: ProjectPaths, name: str, version: str, champ) -> list
         return []
     plan = change_control.Plan.load(paths.root / change_control.FILE)
     candidate = client.get_version(name, version)
-    return change_control.violations(plan, champ.tags, candidate.tags)
+    held = change_control.violations(plan, champ.tags, candidate.tags)
+    if plan is not None and "lineage.source_weights" in candidate.tags:
+        # its params are this project's, not what trained it: nothing can be compared
+        held.append("weights trained elsewhere (clause human.external_weights)")
+    return held
 
 
 def approve(paths: ProjectPaths, version: str, reason: str) -> dict:
@@ -221,6 +226,8 @@ def approve(paths: ProjectPaths, version: str, reason: str) -> dict:
     with unreachable_as_error(configure_tracking(paths.root, create=False)):
         name = load_params(paths.params).promote.model_name
         champ = client.alias_version(name, client.CHAMPION)
+        if champ is not None and str(champ.version) == str(version):
+            raise SkinTwinError(f"promote --approve {version}: it is the champion already")
         held = _change_control(paths, name, version, champ)
         record = {"approved_over": champ.version if champ else None, "change_control": held}
         event = aliases.move(paths.root, name, client.CHAMPION, version, "approve", reason, record)

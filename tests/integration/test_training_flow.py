@@ -197,6 +197,7 @@ def test_application_entry_points(project, prefect_api, tmp_path) -> None:
     )
     # evaluated now on the test split: the same weights are no improvement, whatever it claims
     assert registered["decision"]["promote"] is False
+    assert "(clause human.external_weights)" in registered["decision"]["reasons"][-1]
     assert registered["evaluation"]["overall"]["mAP50"] < 0.99
     assert alias_version(NAME, "champion").version != registered["version"]
     # one registration path: both versions carry the same metric names, in tags and runs

@@ -54,6 +54,9 @@ def test_without_a_plan_or_older_lineage_nothing_is_held(plan: Plan, tmp_path: P
     assert violations(None, _tags(), _tags(train__imgsz=256)) == []
     older = {"lineage.params": _tags()["lineage.params"]}  # a champion without classes
     assert violations(plan, older, _tags()) == []
+    cut = {"lineage.params": _tags()["lineage.params"][:300]}  # cut at a tag size limit
+    (line,) = [v for v in violations(plan, cut, _tags()) if v.startswith("params ")]
+    assert line.endswith("(clause human.unlisted)")
 
 
 def test_a_malformed_plan_names_the_file_and_clause(tmp_path: Path) -> None:

@@ -108,7 +108,9 @@ def registered(tmp_path: Path, base_params: dict, monkeypatch: pytest.MonkeyPatc
         registry.create_registered_model(NAME)
     for v in ("1", "2", "3"):
         registry.create_model_version(NAME, source=root.as_uri())
-        aliases.move(root, NAME, client.CHAMPION, v, "promote", f"gate passed v{v}")
+        aliases.move(root, NAME, client.CHALLENGER, v, "register", f"candidate v{v}")
+        if v != "2":  # v2: rejected by the gate, never champion
+            aliases.move(root, NAME, client.CHAMPION, v, "promote", f"gate passed v{v}")
     return root
 
 
@@ -120,14 +122,48 @@ def test_rollback_moves_champion_back_and_is_an_event(registered: Path, capsys) 
     out = capsys.readouterr().out
     assert "v3 → v1 rollback by cli user" in out and "v3 misses small moles" in out
     assert main(["history", *args, "--verify"]) == 0
-    assert "intact: 4 events" in capsys.readouterr().out
-    # a newer version, an unknown one, or no reason: refused, nothing moves
+    assert "intact: 6 events" in capsys.readouterr().out
+    # a newer version, one never champion, an unknown one, or no reason: refused
     assert main(["rollback", *args, "--to", "2", "--reason", "x"]) == 1
     assert "not older than the champion v1" in capsys.readouterr().err
     for bad in (["--to", "0", "--reason", "x"], ["--to", "1"]):  # argparse: exit 2
         with pytest.raises(SystemExit, match="2"):
             main(["rollback", *args, *bad])
-    assert aliases.history(registered).count() == 4
+    assert aliases.history(registered).count() == 6
+
+
+def test_a_version_never_champion_is_not_rolled_back_to(registered: Path, capsys) -> None:
+    args = ["--project-dir", str(registered)]
+    assert main(["rollback", *args, "--to", "2", "--reason", "x"]) == 1
+    assert "v2 was never champion" in capsys.readouterr().err
+    assert str(client.alias_version(NAME, client.CHAMPION).version) == "3"
+
+
+def _rewrite(db: Path, seq: int, reason: str) -> None:
+    """Edit one event and recompute every hash after it, as a careful forger would."""
+    from dataclasses import replace
+
+    from skintwin.registry.history import GENESIS
+
+    log = History(f"sqlite:///{db}")
+    prev = GENESIS
+    with sqlite3.connect(db) as conn:
+        for e in log.events():
+            e = replace(e, prev_hash=prev, reason=reason if e.seq == seq else e.reason)
+            e = replace(e, hash=e.digest())
+            conn.execute(
+                "UPDATE registry_events SET reason = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (e.reason, e.prev_hash, e.hash, e.seq),
+            )
+            prev = e.hash
+
+
+def test_a_rewritten_or_cut_off_log_disagrees_with_the_registry(registered: Path) -> None:
+    db = registered / ".monitoring/predictions.db"
+    _rewrite(db, 2, "nothing to see here")
+    assert aliases.history(registered).verify() == []  # the chain alone cannot tell
+    problems = aliases.verify(registered, NAME)
+    assert any("events were rewritten or removed" in p for p in problems), problems
 
 
 def test_an_alias_moved_behind_the_history_is_found(registered: Path, capsys) -> None:
