@@ -18,6 +18,7 @@ import yaml
 
 from skintwin.errors import SkinTwinError
 from skintwin.project import ProjectPaths
+from skintwin.registry.lineage import trained_elsewhere
 from skintwin.training.evaluation import Evaluation
 
 SCHEMA = Path(__file__).with_name("model_card.schema.json")
@@ -89,8 +90,8 @@ def build(
 ) -> dict:
     """The card's document from the version's tags, its evaluation and the gate's record."""
     params = json.loads(tags.get("lineage.params") or "{}")
-    external = "lineage.source_weights" in tags  # trained elsewhere: this project's params
-    train = {} if external else params.get("train", {})  # and data did not make it
+    external = trained_elsewhere(tags)  # then this project's params and data did not make it
+    train = {} if external else params.get("train", {})
     metric = record.get("metric", "mAP50")
     classes = json.loads(tags["lineage.classes"]) if "lineage.classes" in tags else UNKNOWN
     return {

@@ -22,6 +22,12 @@ def _git(root: Path, *args: str) -> str:
         return ""
 
 
+def trained_elsewhere(tags: dict[str, str]) -> bool:
+    """Whether a version's weights came from outside this project's training (registered
+    from a `.pt`): then its lineage params are this project's, not what trained it."""
+    return "lineage.source_weights" in tags
+
+
 def collect_lineage(paths: ProjectPaths, run_id: str, flow_run_id: str | None = None) -> dict:
     """Code, data and model hashes, params and run ids of a candidate."""
     lock = yaml.safe_load(paths.dvc_lock.read_text()) if paths.dvc_lock.exists() else {}

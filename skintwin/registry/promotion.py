@@ -18,7 +18,7 @@ from skintwin.params import Params, load_params
 from skintwin.project import ProjectPaths
 from skintwin.registry import aliases, card, change_control, client
 from skintwin.registry.gate import Decision, decide
-from skintwin.registry.lineage import collect_lineage
+from skintwin.registry.lineage import collect_lineage, trained_elsewhere
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 from skintwin.training.tracking import (
     TRAINING_EXPERIMENT,
@@ -178,7 +178,8 @@ def _gate(paths: ProjectPaths, params: Params, version: str, evaluation: Evaluat
     except SkinTwinError as exc:  # no comparison possible: registered, not promoted
         value = float(evaluation.overall[params.promote.metric])
         decision = Decision(False, [str(exc)], params.promote.metric, value, None, "no comparison")
-    held = _change_control(paths, name, version, champ)
+    tags = client.get_version(name, version).tags
+    held = _change_control(paths, tags, version, champ)
     if held:  # named even when the gate said no: the team sees everything in its way
         decision.promote = False
         decision.reasons.append(
@@ -192,10 +193,9 @@ def _gate(paths: ProjectPaths, params: Params, version: str, evaluation: Evaluat
         "champion_eval": champion_eval.metrics_doc() if champion_eval else None,
         "change_control": held,
     }
-    tags = client.get_version(name, version).tags
     model_card = card.build(paths, name, version, tags, evaluation, record)
     folder = paths.model_cards / f"v{version}"  # validated and written before anything moves
-    charts = None if "lineage.source_weights" in tags else paths.evaluate_dir / "charts"
+    charts = None if trained_elsewhere(tags) else paths.evaluate_dir / "charts"
     page = card.write(model_card, folder, charts)  # charts: the evaluate stage's candidate
     if decision.promote:  # moved before the decision is recorded: a failed move is re-gated
         reason = "; ".join(decision.reasons)
@@ -208,14 +208,14 @@ def _gate(paths: ProjectPaths, params: Params, version: str, evaluation: Evaluat
     return {**decision.as_dict(), "version": version, "repeat": False, "model_card": shown}
 
 
-def _change_control(paths: ProjectPaths, name: str, version: str, champ) -> list[str]:
-    """What in the candidate differs from the champion beyond the plan's automatic clauses."""
+def _change_control(paths: ProjectPaths, tags: dict, version: str, champ) -> list[str]:
+    """What in the candidate (its version `tags`) differs from the champion beyond the
+    plan's automatic clauses."""
     if champ is None or str(champ.version) == str(version):
         return []
     plan = change_control.Plan.load(paths.root / change_control.FILE)
-    candidate = client.get_version(name, version)
-    held = change_control.violations(plan, champ.tags, candidate.tags)
-    if plan is not None and "lineage.source_weights" in candidate.tags:
+    held = change_control.violations(plan, champ.tags, tags)
+    if plan is not None and trained_elsewhere(tags):
         # its params are this project's, not what trained it: nothing can be compared
         held.append("weights trained elsewhere (clause human.external_weights)")
     return held
@@ -228,7 +228,7 @@ def approve(paths: ProjectPaths, version: str, reason: str) -> dict:
         champ = client.alias_version(name, client.CHAMPION)
         if champ is not None and str(champ.version) == str(version):
             raise SkinTwinError(f"promote --approve {version}: it is the champion already")
-        held = _change_control(paths, name, version, champ)
+        held = _change_control(paths, client.get_version(name, version).tags, version, champ)
         record = {"approved_over": champ.version if champ else None, "change_control": held}
         event = aliases.move(paths.root, name, client.CHAMPION, version, "approve", reason, record)
         client.client().set_model_version_tag(
