@@ -19,7 +19,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup demo test lint bench serve mlflow-ui prefect-ui up down clean
+.PHONY: setup browser demo test lint bench serve mlflow-ui prefect-ui up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,20 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	@git rev-parse --git-dir >/dev/null 2>&1 || git init -q
 	@$(BIN)/dvc config core.analytics false
+	@$(BIN)/python -m skintwin.ops.plots_page >/dev/null   # dvc plots show, Vega inlined
+
+browser:       # headless Chromium for the tests that open pages offline (Debian's package)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (apt-get)"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+	      >/dev/null; \
+	  else echo "no chromium and no root: the two offline-page checks will skip"; fi
 
 demo: setup    # ends with `skintwin where`
 	$(BIN)/skintwin demo
 
-test: setup    # the layers contract first (seconds), then the suite
+test: setup browser  # the layers contract first (seconds), then the suite
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 

@@ -20,6 +20,7 @@ def run_demo(paths: ProjectPaths, batch_images: int = 80) -> dict:
     from flows.batch_inference import batch_inference_flow
     from flows.drift import drift_flow
     from flows.training import training_flow
+    from skintwin.ops.plots_page import show
     from skintwin.params import load_params
     from skintwin.steps.generate import run_generate
 
@@ -40,7 +41,8 @@ def run_demo(paths: ProjectPaths, batch_images: int = 80) -> dict:
             "alert": drift["alert"]["severity"] if drift["alert"] else None,
             "report": str(Path(drift["report_dir"]).relative_to(paths.root)),
         }
-    return {"decision": training["decision"], "batches": verdicts}
+    plots = show(paths.root)  # PR curve, confusion, training curves; renders offline
+    return {"decision": training["decision"], "batches": verdicts, "plots": str(plots)}
 
 
 def print_demo(out: dict) -> None:
@@ -79,7 +81,8 @@ Champion      : {champion}
 MLflow UI     : make mlflow-ui    -> http://127.0.0.1:5000  (tracking: {mask_url(uri)})
 Prefect UI    : make prefect-ui   -> http://127.0.0.1:4200  (flow runs, task runs, artifacts)
 Test metrics  : reports/evaluate/metrics.json   (dvc metrics show)
-Charts        : reports/evaluate/charts/*.png; dvc plots show -> dvc_plots/index.html
+Plots page    : dvc_plots/index.html   (skintwin plots: PR curve, confusion, training curves;
+                offline, Vega inlined)  charts as PNG: reports/evaluate/charts/
 Data report   : reports/validate/data_report.json
 Lineage       : skintwin lineage
 Model card    : {card}

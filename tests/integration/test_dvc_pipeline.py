@@ -11,6 +11,14 @@ import pytest
 import yaml
 
 from tests.conftest import dvc, run
+from tests.headless import drawn, offline_dom
+
+# dvc.yaml's Vega plots: the div DVC writes for each, and the title it must show
+VEGA_PLOTS = {
+    "reports_evaluate_pr_curve_csv": "Test PR curve (IoU 0.5)",
+    "reports_evaluate_confusion_csv": "Test confusion matrix (conf 0.25)",
+    "models_train_results_csv": "Training curves",
+}
 
 
 def _ran(output: str) -> list[str]:
@@ -50,6 +58,34 @@ def test_bad_dataset_stops_the_dag_without_outputs(project: Path) -> None:
     assert not (project / "reports/validate/data_report.json").exists()
 
 
+def _rendered(dom: str) -> dict[str, bool]:
+    """Per Vega plot: did the browser draw it (an SVG with marks and the plot's title)?"""
+    shown, found = drawn(dom), {}
+    for div, title in VEGA_PLOTS.items():
+        part = shown.split(f'<div id="{div}"', 1)[-1].split('<div id="', 1)[0]
+        found[div] = f'<div id="{div}"' in shown and 'class="marks"' in part and title in part
+    return found
+
+
+def _plots_render_offline(project: Path) -> None:
+    """`dvc plots show` with the shipped template draws every Vega plot with the network cut
+    off; DVC's own CDN page, under the same conditions, draws none (the failure it fixes)."""
+    from skintwin.ops.plots_page import install_template
+
+    install_template(project)
+    page = Path(dvc("plots", "show", cwd=project).stdout.strip().removeprefix("file://"))
+    assert page == project / "dvc_plots/index.html"
+    assert "cdn.jsdelivr.net" not in page.read_text()
+    shot = project / "reports/plots_offline.png"
+    assert _rendered(offline_dom(page, screenshot=shot)) == dict.fromkeys(VEGA_PLOTS, True)
+    assert shot.stat().st_size > 10_000  # a picture to look at when this fails
+    dvc("config", "--unset", "plots.html_template", cwd=project)
+    dvc("plots", "show", "-o", "cdn_plots", cwd=project)
+    assert "cdn.jsdelivr.net" in (project / "cdn_plots/index.html").read_text()
+    cdn = _rendered(offline_dom(project / "cdn_plots/index.html"))
+    assert cdn == dict.fromkeys(VEGA_PLOTS, False)
+
+
 @pytest.mark.slow
 def test_full_dag_epochs_change_reruns_train_and_evaluate_only(project: Path) -> None:
     first = dvc("repro", cwd=project)
@@ -59,6 +95,7 @@ def test_full_dag_epochs_change_reruns_train_and_evaluate_only(project: Path) ->
     test = metrics["test"]
     assert {"images", "mAP50", "mAP50-95", "precision", "recall", "class", "group"} <= set(test)
     assert sum(g["images"] for g in test["group"].values()) == test["images"]
+    _plots_render_offline(project)
     assert _ran(dvc("repro", cwd=project).stdout) == []
     run(["git", "add", "-A"], cwd=project)
     run(["git", "commit", "-qm", "baseline"], cwd=project)

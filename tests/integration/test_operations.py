@@ -14,6 +14,7 @@ import yaml
 from skintwin.ops import plane as ops
 from skintwin.ops.processes import bin_path
 from tests.conftest import free_port, make_project, port_free
+from tests.headless import drawn, offline_dom
 
 pytestmark = pytest.mark.slow
 NAME = "skin-twin-detector"
@@ -103,6 +104,8 @@ def test_control_plane_runs_deployments(tmp_path: Path, tiny_params: dict) -> No
         assert _api(p, f"/flow_runs/{drift_run}")["state"]["type"] == "COMPLETED"
         reports = list((root / "reports" / "drift").glob("*-dark/drift_report.html"))
         assert len(reports) == 1
+        page = drawn(offline_dom(reports[0]))  # Evidently's page is self-contained
+        assert "Drifted Columns" in page and page.count("<canvas") >= 10  # one per column
         manual = {"deployments": {"name": {"any_": ["manual"]}}}
         started = [r["id"] for r in _api(p, "/flow_runs/filter", manual) if r["id"] != run_id]
         assert len(started) == 1, "the drift run did not start training/manual"

@@ -20,6 +20,31 @@ def _set_train(project: Path, evaluate_imgsz: int | None = None, **values: objec
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+CARD_SECTIONS = (
+    "Intended use",
+    "Out of scope",
+    "Training data",
+    "Evaluation (test split)",
+    "By class",
+    "By skin-tone group",
+    "Promotion decision",
+    "Known limitations",
+    "Lineage",
+)
+
+
+def _card_opens_offline(page: Path) -> None:
+    """The card in a real browser with no network: every section, charts inline."""
+    import re
+
+    from tests.headless import drawn, offline_dom
+
+    dom = drawn(offline_dom(page))
+    assert [s for s in CARD_SECTIONS if f">{s}</h" not in dom] == []
+    assert re.findall(r"<img[^>]*src=\"data:image/png;base64,", dom)
+    assert re.findall(r"(?:src|href)=\"(?!data:|#)[^\"]+\"", dom) == []  # nothing fetched
+
+
 def _versions():
     from mlflow.tracking import MlflowClient
 
@@ -63,7 +88,7 @@ def test_flow_registers_promotes_and_skips_when_nothing_changed(project, prefect
     from skintwin.registry import card
 
     page = project / result["decision"]["model_card"]
-    assert ">Promotion decision<" in page.read_text()
+    _card_opens_offline(page)
     card.validate(json.loads((page.parent / "model_card.json").read_text()))
     assert tags["model_card"].endswith("/model_card/model_card.html")
     assert "training-summary" in (Artifact.get("training-summary").key or "")
