@@ -9,7 +9,6 @@ field the pipeline does not know says "unknown", never a guess.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -18,14 +17,12 @@ import yaml
 
 from skintwin.errors import SkinTwinError
 from skintwin.project import ProjectPaths
+from skintwin.registry.card_page import CHARTS, TEXT_KEYS, UNKNOWN, html, markdown
 from skintwin.registry.lineage import trained_elsewhere
 from skintwin.training.evaluation import Evaluation
 
 SCHEMA = Path(__file__).with_name("model_card.schema.json")
 TEXT_FILE = "model_card.yaml"
-UNKNOWN = "unknown"
-CHARTS = ("per_group.png", "pr_curve.png")
-_TEXT_KEYS = ("intended_use", "out_of_scope", "limitations")
 _QUANTILES = {"p05": 0.05, "median": 0.5, "p95": 0.95}
 _LINEAGE = (
     "git_commit",
@@ -54,7 +51,7 @@ def texts(root: Path) -> dict[str, list[str]]:
         raise SkinTwinError(f"{path}: missing; the model card's intended use is written there")
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     out = {}
-    for key in _TEXT_KEYS:
+    for key in TEXT_KEYS:
         value = doc.get(key)
         if not isinstance(value, list) or not value:
             raise SkinTwinError(f"{path}: {key} must be a non-empty list of sentences")
@@ -135,109 +132,29 @@ def validate(card: dict) -> None:
         raise SkinTwinError(f"model card field {where}: {errors[0].message}")
 
 
-def _cell(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def _rows(figures: dict[str, dict]) -> str:
-    return "\n".join(
-        f"| {k} | {v['images']} | {v['value']:.3f} | [{_cell(v['lo'])}, {_cell(v['hi'])}] |"
-        for k, v in figures.items()
-    )
-
-
-def _data_paragraph(data: dict | str) -> str:
-    if data == UNKNOWN:
-        return UNKNOWN
-    splits = data["splits"]
-    return (
-        f"Dataset `{data['dataset']}`. Images per split: "
-        + ", ".join(f"{s} {v['images']}" for s, v in splits.items())
-        + ". Tone groups per split: "
-        + "; ".join(f"{s}: {v['tone_groups']}" for s, v in splits.items())
-        + f". ITA (degrees) per split, 5th / 50th / 95th percentile: {data['ita']}."
-        + f" Near-duplicates: {data['near_duplicates']}."
-    )
-
-
-def markdown(card: dict) -> str:
-    m, e, d = card["model"], card["evaluation"], card["decision"]
-    bullets = {k: "\n".join(f"- {t}" for t in card[k]) for k in _TEXT_KEYS}
-    head = f"| | images | {e['metric']} | 95% CI |\n|---|---|---|---|"
-    groups = "\n".join(
-        f"| {g} | {v['n']} | {v['delta'] if v['delta'] is not None else '–'} | {v['verdict']} |"
-        for g, v in d["groups"].items()
-    )
-    data_md = _data_paragraph(card["training_data"])
-    lineage = "\n".join(f"- {k}: `{v}`" for k, v in card["lineage"].items() if k != "params")
-    return f"""# Model card: {m["name"]} v{m["version"]}
-
-Architecture `{m["architecture"]}`, input {m["input_size"]} px, classes {m["classes"]}.
-
-## Intended use
-{bullets["intended_use"]}
-
-## Out of scope
-{bullets["out_of_scope"]}
-
-## Training data
-{data_md}
-
-## Evaluation (test split)
-{head}
-{_rows({"overall": e["overall"]})}
-
-### By class
-
-{head}
-{_rows(e["classes"])}
-
-### By skin-tone group
-
-{head}
-{_rows(e["tone_groups"])}
-
-## Promotion decision
-{"Promoted" if d["promoted"] else "Not promoted"} (rule: {d["rule"]}).
-
-{chr(10).join(f"- {r}" for r in d["reasons"])}
-
-| tone group | test images | Δ vs champion | verdict |
-|---|---|---|---|
-{groups}
-
-## Known limitations
-{bullets["limitations"]}
-
-## Lineage
-{lineage}
-- params: `{card["lineage"]["params"]}`
-"""
-
-
-def html(card: dict, charts: Path | None) -> str:
-    """A standalone page: the Markdown rendered, the charts inline (no network needed)."""
-    import markdown as md
-
-    body = md.markdown(markdown(card), extensions=["tables"])
-    for chart in CHARTS if charts else ():
-        path = charts / chart
-        if path.is_file():
-            data = base64.b64encode(path.read_bytes()).decode()
-            body += f'<p><img alt="{chart}" src="data:image/png;base64,{data}"></p>\n'
-    title = f"Model card: {card['model']['name']} v{card['model']['version']}"
-    style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 8px}"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>" \
-        f"<style>{style}</style></head><body>{body}</body></html>\n"  # fmt: skip
-
-
 def write(card: dict, folder: Path, charts: Path | None) -> Path:
     """Validate, then write model_card.{json,md,html} into `folder`; returns the HTML path."""
     from skintwin.io import atomic_write_bytes, atomic_write_json
 
     validate(card)
     folder.mkdir(parents=True, exist_ok=True)
+    own = folder / "charts"  # the card keeps its charts: a later evaluation cannot change them
+    for chart in CHARTS if charts is not None and charts != own else ():
+        if (charts / chart).is_file():
+            atomic_write_bytes(own / chart, (charts / chart).read_bytes())
+    charts = own if charts is not None else None
     atomic_write_json(folder / "model_card.json", card)
     atomic_write_bytes(folder / "model_card.md", markdown(card).encode())
     atomic_write_bytes(folder / "model_card.html", html(card, charts).encode())
     return folder / "model_card.html"
+
+
+def record_approval(folder: Path, approval: dict) -> Path | None:
+    """Re-issue the card in `folder` with a human's approval (`by`, `reason`, `time`,
+    `over`); None when the version has no card there (made before cards, or deleted)."""
+    path = folder / "model_card.json"
+    if not path.is_file():
+        return None
+    card = json.loads(path.read_text())
+    card["decision"]["approval"] = approval
+    return write(card, folder, folder / "charts" if (folder / "charts").is_dir() else None)

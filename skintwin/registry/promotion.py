@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
@@ -234,5 +235,11 @@ def approve(paths: ProjectPaths, version: str, reason: str) -> dict:
         client.client().set_model_version_tag(
             name, version, "gate.approved", f"{event.actor}: {reason}"[:4900]
         )
+        when = datetime.fromtimestamp(event.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        over = record["approved_over"]
+        approval = {"by": event.actor, "reason": reason, "time": when, "over": over and str(over)}
+        folder = paths.model_cards / f"v{version}"
+        if card.record_approval(folder, approval) is not None:  # the card says so too
+            client.log_model_card(name, version, folder)
     log.info("version %s approved as champion by %s", version, event.actor)
     return {"version": version, "promote": True, "approved_by": event.actor, "reason": reason}

@@ -169,6 +169,13 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     last = aliases.history(project).events(NAME)[-1]
     assert (last.action, last.to_version, last.reason) == ("approve", v3, why)
     assert last.actor.startswith("cli user") and aliases.verify(project, NAME) == []
+    import json
+
+    page = project / resized["decision"]["model_card"]
+    card = json.loads(page.with_suffix(".json").read_text())
+    assert card["decision"]["promoted"] is False  # the gate's decision, as recorded
+    assert card["decision"]["approval"]["by"] == last.actor
+    assert card["decision"]["approval"]["reason"] == why
 
 
 def test_unknown_model_fails_without_registering(project, prefect_api) -> None:

@@ -97,3 +97,22 @@ def test_the_intended_use_text_is_required(project: ProjectPaths) -> None:
     (project.root / card.TEXT_FILE).write_text("intended_use: []\n")
     with pytest.raises(SkinTwinError, match=r"model_card\.yaml: intended_use must be"):
         card.build(project, "m", "1", TAGS, EVALUATION, RECORD)
+
+
+def test_a_human_approval_is_added_to_the_card_with_its_own_charts(project) -> None:
+    doc = card.build(project, "m", "4", TAGS, EVALUATION, {**RECORD, "promote": False})
+    folder = project.model_cards / "v4"
+    card.write(doc, folder, project.root / "charts")
+    shutil.rmtree(project.root / "charts")  # a later evaluation: the card keeps its copies
+    approval = {"by": "cli user ana", "reason": "reviewed", "time": "2026-05-01T10:00:00Z"}
+    page = card.record_approval(folder, {**approval, "over": "3"})
+    again = json.loads((folder / "model_card.json").read_text())
+    assert again["decision"]["promoted"] is False  # the gate's decision stays as recorded
+    assert again["decision"]["approval"] == {**approval, "over": "3"}
+    text = page.read_text()
+    assert "Approved as champion by a human" in text and "cli user ana" in text
+    assert "data:image/png;base64," in text
+    with pytest.raises(SkinTwinError, match="decision/approval"):
+        card.record_approval(folder, {**approval, "reason": "", "over": None})
+    assert json.loads((folder / "model_card.json").read_text()) == again  # nothing changed
+    assert card.record_approval(project.model_cards / "v9", {**approval, "over": None}) is None
