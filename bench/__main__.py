@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench import gate, monitoring, serving, training
+from bench import drift, estimate, gate, monitoring, serving, training
 from bench.common import save, table
 
 
@@ -20,7 +20,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["small", "default"], default="small")
     parser.add_argument(
-        "--only", choices=["training", "monitoring", "serving", "gate"], action="append"
+        "--only",
+        choices=["training", "monitoring", "serving", "gate", "drift", "estimate"],
+        action="append",
     )
     args = parser.parse_args()
     configure_offline(Path(__file__).resolve().parents[1])
@@ -29,14 +31,18 @@ def main() -> int:
         work = Path(tmp)
         if not args.only or "monitoring" in args.only:
             rows += monitoring.run(work / "monitoring", args.size)
-        want = set(args.only or ["monitoring", "training", "serving", "gate"])
-        if want & {"training", "serving", "gate"}:
+        want = set(args.only or ["monitoring", "training", "serving", "gate", "drift", "estimate"])
+        if want & {"training", "serving", "gate", "drift", "estimate"}:
             train_rows, project = training.run(work / "training", args.size)
             rows += train_rows if "training" in want else []
             if "serving" in want:
                 rows += serving.run(work / "serving", args.size, project)
             if "gate" in want:
                 rows += gate.run(work / "gate", args.size, project)
+            if "drift" in want:
+                rows += drift.run(work / "gate", args.size, project)  # the gate's model
+            if "estimate" in want:
+                rows += estimate.run(work / "gate", args.size, project)
     print(table(rows))
     path = save(rows, args.size, Path(__file__).parent / "results")
     print(f"\nsaved {path}")

@@ -30,10 +30,12 @@ from tasks.monitoring_tasks import (
     check_drift,
     collect_current,
     commit_batch,
+    estimate_performance,
     load_model,
     log_drift_to_mlflow,
     publish_drift_summary,
     raise_drift_alert,
+    raise_performance_alert,
     score_images,
     timestamp,
 )
@@ -67,7 +69,9 @@ def drift_flow(
     current = collect_current(root, window, source, model.name)
     out_dir = str(inside(paths.drift_reports, f"{timestamp()}-{subject}"))
     result = check_drift(reference, current, params, out_dir)
+    result["performance"] = estimate_performance(model, current, result, params, out_dir)
     alert = raise_drift_alert(root, result, params, subject)
+    raise_performance_alert(root, result["performance"], params, subject)
     log_drift_to_mlflow(root, result, subject, out_dir)
     publish_drift_summary(result, subject, alert, out_dir)
     retraining = None

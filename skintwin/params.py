@@ -146,6 +146,8 @@ class MonitorParams(_Section):
     webhook_retries: Annotated[int, Field(ge=0, le=10)]
     conf: Annotated[float, Field(gt=0.0, lt=1.0)]
     imgsz: Annotated[int, Field(ge=32, le=4096)]
+    estimate_drop: Annotated[float, Field(gt=0.0, le=1.0)]  # label-free estimate alert
+    estimate_min_images: PositiveInt  # a tone group's own estimate from this many images
 
     @model_validator(mode="after")
     def _known_methods(self) -> MonitorParams:

@@ -16,7 +16,7 @@ from prefect.logging import get_run_logger
 
 from skintwin.data.images import max_pixels_from_env
 from skintwin.model.loaded import LoadedModel
-from skintwin.monitoring import alerts, drift, reference, scoring, summaries
+from skintwin.monitoring import alerts, drift, performance, reference, scoring, summaries
 from skintwin.monitoring.monitor import ModelMonitor
 from skintwin.params import MonitorParams
 from skintwin.project import ProjectPaths, slug
@@ -95,6 +95,41 @@ def check_drift(
     return result
 
 
+@task(cache_policy=NO_CACHE, name="estimate-performance")
+def estimate_performance(
+    model: LoadedModel, current: pd.DataFrame, result: dict, params: MonitorParams, out_dir: str
+) -> dict:
+    """The champion's mAP50 and recall on the window, estimated without labels, overall and
+    per tone group; a panel of the drift report (HTML) and `performance_estimate.json`."""
+    if not result["enough_data"]:
+        return {"available": False, "reason": result["reason"], "falls": []}
+    estimate = performance.estimate_window(model.estimator_doc(), current, params)
+    performance.write(estimate, Path(out_dir), model.name, model.version)
+    if estimate["falls"]:
+        get_run_logger().warning(
+            "estimated performance fell: %s", performance.falls_line(estimate)
+        )
+    return estimate
+
+
+@task(cache_policy=NO_CACHE, name="raise-performance-alert", retries=1, retry_delay_seconds=[5])
+def raise_performance_alert(
+    root: str, estimate: dict, params: MonitorParams, subject: str
+) -> dict | None:
+    """Alert when an estimated figure fell more than `monitor.estimate_drop` (de-duplicated)."""
+    store = ModelMonitor(project_dir=root).store
+    key = f"performance:{subject}"
+    if not estimate["falls"]:
+        if estimate["available"]:
+            store.clear_alert(key)
+        return None
+    summary = f"estimated without labels: {performance.falls_line(estimate)}"
+    details = {"subject": subject, "falls": estimate["falls"]}
+    return alerts.raise_alert(
+        store, _paths(root).alerts, "performance", "critical", summary, details, key, params
+    )
+
+
 @task(cache_policy=NO_CACHE, name="raise-drift-alert", retries=1, retry_delay_seconds=[5])
 def raise_drift_alert(root: str, result: dict, params: MonitorParams, subject: str) -> dict | None:
     """Alert on drift (de-duplicated); clear the state when the drift is over."""
@@ -106,10 +141,15 @@ def raise_drift_alert(root: str, result: dict, params: MonitorParams, subject: s
             store.clear_alert(key)
         return None
     summary = (
-        f"{len(result['drifted_columns'])} of {result.get('n_columns', '?')} columns "
-        f"drifted ({result['drift_share']:.0%}): {', '.join(result['drifted_columns'])}"
+        f"{summaries.moved_line(result)}; {len(result['drifted_columns'])} of "
+        f"{result.get('n_columns', '?')} columns drifted ({result['drift_share']:.0%})"
     )
-    details = {"subject": subject, "report": result.get("html"), "scores": result["scores"]}
+    details = {
+        "subject": subject,
+        "report": result.get("html"),
+        "moved": result.get("moved", {}),
+        "scores": result["scores"],
+    }
     return alerts.raise_alert(
         store, _paths(root).alerts, "data_drift", level, summary, details, key, params
     )
@@ -134,6 +174,10 @@ def log_drift_to_mlflow(root: str, result: dict, subject: str, out_dir: str) -> 
                 "drift_detected": float(result["drift_detected"]),
             }
         )
+        for name, figures in (result.get("performance") or {}).get("slices", {}).items():
+            mlflow.log_metrics(
+                {f"estimated.{name}.{f}": figures[f]["value"] for f in ("mAP50", "recall")}
+            )
         mlflow.log_params({"subject": subject, "enough_data": result["enough_data"]})
         for path in sorted(Path(out_dir).glob("*")):
             mlflow.log_artifact(str(path), artifact_path="drift")

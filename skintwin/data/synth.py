@@ -39,6 +39,7 @@ class Shift:
     class_weights: dict[str, float] | None = None  # another lesion mix
     image_size: int | None = None  # another camera resolution
     jpeg_quality: tuple[int, int] = (70, 92)
+    gains: tuple[float, float, float] | None = None  # a camera's colour cast: R, G, B gains
 
 
 SHIFTS: dict[str, Shift] = {
@@ -48,6 +49,14 @@ SHIFTS: dict[str, Shift] = {
     "tone": Shift(tone_weights={"brown": 1.0, "dark": 3.0}),
     "resolution": Shift(image_size=640, jpeg_quality=(35, 50)),
     "lesions": Shift(class_weights={"rash": 6.0, "acne": 0.5, "mole": 0.5}),
+    "cast": Shift(gains=(1.08, 1.0, 0.9)),  # a new camera's warm white balance
+    # the same kinds at other strengths (the label-free estimator's benchmark)
+    "lighting-mild": Shift(brightness=0.85),
+    "bright": Shift(brightness=1.2),
+    "blur-mild": Shift(blur_sigma=1.2),
+    "blur-strong": Shift(blur_sigma=4.0),
+    "cast-strong": Shift(gains=(1.15, 1.0, 0.8)),
+    "resolution-low": Shift(image_size=96, jpeg_quality=(30, 45)),
 }
 
 
@@ -194,10 +203,21 @@ def paint(
             boxes.append((LESION_CLASSES.index(cls), *box))
     lab[..., 0] = np.clip(lab[..., 0] * shift.brightness, 0, 100)
     rgb = lab_to_rgb(lab)
+    if shift.gains is not None:
+        rgb = _cast(rgb, shift.gains)
     if shift.blur_sigma > 0:
         rgb = cv2.GaussianBlur(rgb, (0, 0), shift.blur_sigma)
     quality = int(rng.integers(*shift.jpeg_quality))
     return Painted(rgb=rgb, boxes=boxes, tone_group=group, ita=ita, jpeg_quality=quality)
+
+
+def _cast(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    """Per-channel gains on linear light (a white balance), back to sRGB."""
+    x = rgb.astype(np.float32) / 255.0
+    linear = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    linear = np.clip(linear * np.asarray(gains, np.float32), 0.0, 1.0)
+    out = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:

@@ -35,6 +35,16 @@ class LoadedModel:
         detector = SkinTwinDetector().load(weights)
         return cls(weights.stem, "local", "-", "local weights", weights, detector)
 
+    def estimator_doc(self) -> dict:
+        """The version's label-free performance estimator (`estimator.json`, fitted at
+        training time), or {"available": False, "reason"} when it carries none."""
+        import json
+
+        path = self.path / "artifacts" / "estimator.json"
+        if not path.is_file():
+            return {"available": False, "reason": f"{self.name} v{self.version} has no estimator"}
+        return json.loads(path.read_text())
+
     def predict(self, images, conf: float = 0.25, imgsz: int | None = None) -> list[dict]:
         """Detections for one image (a local path, bytes, an RGB array) or a list of them.
 

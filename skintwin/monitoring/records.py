@@ -7,6 +7,7 @@ drift compares like with like. Images are never stored, only their features.
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 
@@ -34,6 +35,28 @@ def detections(prediction: dict | list) -> list[dict]:
             }
         )
     return out
+
+
+def prediction_mix(dets: list[dict], width: float | None, height: float | None) -> dict:
+    """What the model found in one image, as two drift columns: `main_class`, the class it
+    found most often ("none" without detections; ties go to the higher summed confidence),
+    and `box_size`, the median box side relative to the image (sqrt of the area share; NaN
+    without detections or an image size). A changed lesion mix moves the first; lesions
+    seen closer or farther away, or a model that now finds only the large ones, the second."""
+    if not dets:
+        return {"main_class": "none", "box_size": math.nan}
+    score: dict[str, tuple[int, float]] = {}
+    for d in dets:
+        n, conf = score.get(d["class_name"], (0, 0.0))
+        score[d["class_name"]] = (n + 1, conf + d["confidence"])
+    sides = [
+        math.sqrt(max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1]))
+        for b in (d["box"] for d in dets)
+        if len(b) == 4
+    ]
+    scale = math.sqrt(width * height) if width and height else 0.0
+    size = float(np.median(sides)) / scale if sides and scale > 0 else math.nan
+    return {"main_class": max(score, key=lambda c: score[c]), "box_size": size}
 
 
 def prediction_row(
@@ -64,14 +87,18 @@ def prediction_row(
         "detections": dets,
         "image_ref": image_ref,
     }
+    size = (
+        (prediction.get("width"), prediction.get("height")) if isinstance(prediction, dict) else ()
+    )
     if image is None:
-        return row
+        return row | prediction_mix(dets, *(size or (None, None)))
     try:
         rgb = decode_image(image)
     except SkinTwinError as exc:
         row["error"] = str(exc)
         return row
     h, w = rgb.shape[:2]
+    row.update(prediction_mix(dets, w, h))
     boxes = [
         ((b[0] + b[2]) / 2 / w, (b[1] + b[3]) / 2 / h, (b[2] - b[0]) / w, (b[3] - b[1]) / h)
         for b in (d["box"] for d in dets)
@@ -81,10 +108,33 @@ def prediction_row(
     return row
 
 
+def json_cell(kind: type):
+    """A JSON column's cell as `kind`: stored rows hold JSON text, fresh rows the object."""
+
+    def parse(cell: object):
+        value = json.loads(cell) if isinstance(cell, str) and cell else cell
+        return value if isinstance(value, kind) else kind()
+
+    return parse
+
+
 def store_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Store rows as a drift-ready frame: failed rows dropped, JSON columns parsed."""
     ok = frame[frame["error"].isna()] if "error" in frame else frame
     ok = ok.copy()
     if "class_counts" in ok:
-        ok["class_counts"] = ok["class_counts"].map(lambda s: json.loads(s) if s else {})
+        ok["class_counts"] = ok["class_counts"].map(json_cell(dict))
+    if "detections" in ok and len(ok):  # the prediction-mix columns, from what is stored
+        dets = ok["detections"].map(json_cell(list))
+        mix = [
+            prediction_mix(d, w, h)
+            for d, w, h in zip(
+                dets,
+                ok.get("width", [None] * len(ok)),
+                ok.get("height", [None] * len(ok)),
+                strict=True,
+            )
+        ]
+        ok["main_class"] = [m["main_class"] for m in mix]
+        ok["box_size"] = [m["box_size"] for m in mix]
     return ok

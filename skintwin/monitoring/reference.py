@@ -14,11 +14,15 @@ from skintwin.errors import SkinTwinError
 from skintwin.model.loaded import LoadedModel
 from skintwin.monitoring.records import prediction_row, store_frame
 from skintwin.monitoring.store import PredictionStore
-from skintwin.names import PREDICTION_FEATURES
+from skintwin.names import PREDICTION_CATEGORIES, PREDICTION_FEATURES
 from skintwin.params import MonitorParams
 from skintwin.project import ProjectPaths
 
 log = logging.getLogger(__name__)
+# which prediction columns a cached reference holds: a cache of fewer columns is rebuilt
+_COLUMNS_TAG = hashlib.sha256(
+    ",".join(PREDICTION_FEATURES + PREDICTION_CATEGORIES).encode()
+).hexdigest()[:6]
 
 
 def reference_frame(
@@ -38,7 +42,8 @@ def reference_frame(
             "`dvc repro preprocess` (or the training flow) first"
         )
     digest = hashlib.sha256(table_path.read_bytes()).hexdigest()[:12]
-    cache = paths.reference_cache / f"{model.name}-v{model.version}-{digest}.parquet"
+    name = f"{model.name}-v{model.version}-{digest}-{_COLUMNS_TAG}.parquet"
+    cache = paths.reference_cache / name
     if cache.is_file():
         try:
             return pd.read_parquet(cache)
@@ -54,7 +59,7 @@ def reference_frame(
         )
     # the same prediction features as a logged production row, computed the same way
     rows = [prediction_row(p, model_name=model.name) for p in predictions]
-    for column in PREDICTION_FEATURES:
+    for column in (*PREDICTION_FEATURES, *PREDICTION_CATEGORIES):
         held_out[column] = [r[column] for r in rows]
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")

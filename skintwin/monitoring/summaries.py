@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from skintwin.monitoring.performance import estimate_markdown
+
+
+def moved_line(result: dict) -> str:
+    """What moved, e.g. "acquisition (brightness, contrast); tone mix (ita)"."""
+    moved = result.get("moved") or {}
+    return "; ".join(f"{kind} ({', '.join(cols)})" for kind, cols in moved.items()) or "nothing"
+
 
 def drift_markdown(result: dict, subject: str, alert: dict | None, out_dir: str) -> str:
     if not result["enough_data"]:
@@ -16,10 +24,15 @@ def drift_markdown(result: dict, subject: str, alert: dict | None, out_dir: str)
 
 {verdict} — {result["drift_share"]:.0%} of columns drifted. {alert_line}
 
+What moved: {moved_line(result)}
+
 | column | score | drifted |
 |---|---|---|
 {rows}
 
+## Performance, estimated without labels
+
+{estimate_markdown(result["performance"]) if "performance" in result else "not estimated"}
 Report: `{out_dir}/drift_report.html`
 """
 

@@ -38,6 +38,7 @@ def run_demo(paths: ProjectPaths, batch_images: int = 80) -> dict:
             "shift": shift,
             "drift": drift["result"]["drift_detected"],
             "drifted_columns": drift["result"]["drifted_columns"],
+            "moved": drift["result"].get("moved", {}),
             "alert": drift["alert"]["severity"] if drift["alert"] else None,
             "report": str(Path(drift["report_dir"]).relative_to(paths.root)),
         }
@@ -46,6 +47,8 @@ def run_demo(paths: ProjectPaths, batch_images: int = 80) -> dict:
 
 
 def print_demo(out: dict) -> None:
+    from skintwin.monitoring.summaries import moved_line
+
     d = out["decision"]
     print("\n=== Skin-Twin demo ===")
     verdict = "promoted" if d["promote"] else "not promoted"
@@ -55,8 +58,8 @@ def print_demo(out: dict) -> None:
             f"{source:15} shift={v['shift']:9} drift={'YES' if v['drift'] else 'no':3} "
             f"alert={v['alert'] or '-':8} report={v['report']}/drift_report.html"
         )
-        if v["drifted_columns"]:
-            print(f"{'':15} drifted: {', '.join(v['drifted_columns'])}")
+        if v["moved"]:
+            print(f"{'':15} moved: {moved_line(v)}")
 
 
 def where(paths: ProjectPaths) -> str:

@@ -17,13 +17,13 @@ from skintwin.training.validator import run_val
 
 
 def labelled_detections(
-    weights: Path, params: Params, n_images: int, seed: int, work: Path
+    weights: Path, params: Params, n_images: int, seed: int, work: Path, shift: str = "none"
 ) -> tuple[DetectionStats, tuple[str, ...], tuple[str, ...]]:
     """(per-image rows, each image's true tone group, class names) of `weights` on
-    `n_images` generated images (all six groups equally likely)."""
-    folder = work / f"labelled-{seed}-{n_images}"
+    `n_images` generated images (all six groups equally likely unless `shift` says)."""
+    folder = work / f"labelled-{shift}-{seed}-{n_images}"
     gen = params.generate.model_copy(update={"n_images": n_images, "seed": seed})
-    run_generate(folder, gen, workers=params.preprocess.workers)
+    run_generate(folder, gen, shift=shift, workers=params.preprocess.workers)
     doc = yaml.safe_load((folder / "data.yaml").read_text())
     doc |= {"train": "images", "val": "images", "test": "images"}
     (folder / "data.yaml").write_text(yaml.safe_dump(doc))

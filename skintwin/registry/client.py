@@ -86,7 +86,9 @@ def get_version(name: str, version: str):
         raise SkinTwinError(f"model '{name}' has no version {version}") from None
 
 
-def log_and_register(weights: Path, run_id: str, name: str, tags: dict[str, str]) -> str:
+def log_and_register(
+    weights: Path, run_id: str, name: str, tags: dict[str, str], extra: dict | None = None
+) -> str:
     """Log `weights` as a pyfunc model in run `run_id`, register it, tag it (aliases are
     moved by `aliases.move`). Returns the new version number (a string, as MLflow gives it)."""
     import mlflow
@@ -106,7 +108,7 @@ def log_and_register(weights: Path, run_id: str, name: str, tags: dict[str, str]
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(package / "model" / "mlflow_entry.py"),
-            artifacts={"weights": str(weights)},
+            artifacts={"weights": str(weights)} | {k: str(v) for k, v in (extra or {}).items()},
             code_paths=[str(package)],
             registered_model_name=name,
             signature=signature,

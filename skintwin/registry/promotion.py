@@ -140,7 +140,9 @@ def _register(
     tags = {f"lineage.{k}": str(v) for k, v in lineage.items()}
     tags |= {f"metric.{k}": str(v) for k, v in evaluation.flat().items()}
     card.texts(paths.root)  # a project without its card's text fails before registering
-    version = client.log_and_register(weights, run_id, name, tags)
+    estimator = paths.evaluate_dir / "estimator.json"  # fitted with this run's evaluation
+    extra = {"estimator": estimator} if estimator.is_file() and not source_weights else {}
+    version = client.log_and_register(weights, run_id, name, tags, extra)
     why = f"new candidate of run {run_id}"
     aliases.move(paths.root, name, client.CHALLENGER, version, "register", why)
     log.info("registered %s version %s (alias %s)", name, version, client.CHALLENGER)

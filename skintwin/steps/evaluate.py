@@ -19,11 +19,12 @@ from pathlib import Path
 from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
 from skintwin.params import EvaluateParams
 from skintwin.training import charts
+from skintwin.training.estimator import fit_for_version
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 
 log = logging.getLogger(__name__)
 OUTPUTS = frozenset(
-    {"metrics.json", "pr_curve.csv", "confusion.csv", "charts", "test_stats.npz"}
+    {"metrics.json", "pr_curve.csv", "confusion.csv", "charts", "test_stats.npz", "estimator.json"}
 )  # what this step writes
 
 
@@ -34,13 +35,17 @@ def run_evaluate(
     out: Path,
     metric: str = "mAP50",
     device: str = "cpu",
+    operating_conf: float = 0.25,
 ) -> Evaluation:
-    """Evaluate `weights` on `dataset`'s test split and write the reports into `out`."""
+    """Evaluate `weights` on `dataset`'s test split and write the reports into `out`; fit
+    the label-free performance estimator on the validation split (`estimator.json`)."""
     inputs = [dataset, Path(weights).parent]
     check_output_dir(out, "evaluate", inputs, OUTPUTS)  # before the work, not after
     result = evaluate_weights(weights, dataset, params, metric, device)
+    estimator = fit_for_version(weights, dataset, params, device, result, operating_conf)
     with atomic_dir(out, owner="evaluate", inputs=inputs, known=OUTPUTS) as tmp:
         atomic_write_json(tmp / "metrics.json", result.metrics_doc())
+        atomic_write_json(tmp / "estimator.json", estimator)
         result.save_stats(tmp / "test_stats.npz")
         names = list(result.pr_curves)
         with (tmp / "pr_curve.csv").open("w", newline="") as fh:
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             out,
             params.promote.metric,
             params.train.device,
+            params.monitor.conf,  # production stores detections at this confidence and above
         )
         configure_tracking(Path.cwd())
         log_evaluation(record["run_id"], result.flat(), out)

@@ -45,7 +45,7 @@ def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return out.reshape(rows, len(x))
 
 
-def _ap_rows(tp: np.ndarray, weights: np.ndarray, n_gt: np.ndarray) -> np.ndarray:
+def ap_rows(tp: np.ndarray, weights: np.ndarray, n_gt: np.ndarray) -> np.ndarray:
     """AP per resample for one class at one IoU threshold.
 
     Args:
@@ -94,7 +94,7 @@ def weighted_map(stats: DetectionStats, weights: np.ndarray, metric: str = "mAP5
             per_class[:, k] = np.where(n_gt > 0, 0.0, np.nan)
             continue
         w = weights[:, stats.det_image[sel]]
-        aps = [_ap_rows(stats.tp[sel, t], w, n_gt) for t in METRIC_IOUS[metric]]
+        aps = [ap_rows(stats.tp[sel, t], w, n_gt) for t in METRIC_IOUS[metric]]
         per_class[:, k] = np.where(n_gt > 0, np.mean(aps, axis=0), np.nan)
     with np.errstate(all="ignore"):
         return np.nanmean(per_class, axis=1) if len(classes) else np.zeros(len(weights))

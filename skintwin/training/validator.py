@@ -51,8 +51,10 @@ class _Capture:
         validator.update_metrics = update_metrics
 
 
-def run_val(weights: Path, dataset: Path, params: EvaluateParams, device: str) -> _Capture:
-    """`YOLO(weights).val(split="test")` with its per-image rows captured."""
+def run_val(
+    weights: Path, dataset: Path, params: EvaluateParams, device: str, split: str = "test"
+) -> _Capture:
+    """`YOLO(weights).val(split=split)` with its per-image rows captured."""
     model = load_weights(weights)
     _, names = read_names(dataset / "data.yaml")
     if class_names(model) != names:
@@ -63,7 +65,7 @@ def run_val(weights: Path, dataset: Path, params: EvaluateParams, device: str) -
     with tempfile.TemporaryDirectory() as tmp:  # Ultralytics' run folder: nothing we keep
         model.val(
             data=str((dataset / "data.yaml").resolve()),
-            split="test",
+            split=split,
             conf=params.conf,
             iou=params.iou,
             imgsz=params.imgsz,

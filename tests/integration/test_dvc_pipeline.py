@@ -95,6 +95,9 @@ def test_full_dag_epochs_change_reruns_train_and_evaluate_only(project: Path) ->
     test = metrics["test"]
     assert {"images", "mAP50", "mAP50-95", "precision", "recall", "class", "group"} <= set(test)
     assert sum(g["images"] for g in test["group"].values()) == test["images"]
+    # the label-free estimator, fitted on the val split (or why not, for a 1-epoch model)
+    estimator = json.loads((project / "reports/evaluate/estimator.json").read_text())
+    assert estimator["available"] or "validation detections" in estimator["reason"]
     _plots_render_offline(project)
     assert _ran(dvc("repro", cwd=project).stdout) == []
     run(["git", "add", "-A"], cwd=project)

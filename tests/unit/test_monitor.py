@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from skintwin.data.features import extract_many
 from skintwin.data.synth import SHIFTS, encode_jpeg, paint
 from skintwin.monitoring.monitor import ModelMonitor
-from skintwin.monitoring.records import prediction_row
+from skintwin.monitoring.records import prediction_mix, prediction_row, store_frame
 from skintwin.params import GenerateParams
 from tests.conftest import REPO
 
@@ -67,7 +68,20 @@ def reference(demo_dataset: Path) -> pd.DataFrame:
     frame = pd.DataFrame(extract_many(images, boxes, workers=1))
     frame["n_detections"] = [len(b) for b in boxes]
     frame["mean_confidence"] = [0.8 if b else 0.0 for b in boxes]
+    size = 160  # the demo dataset's images
+    rows = [
+        _fake_detector([(int(r[0]), *r[1:]) for r in _labels(demo_dataset, i)], size)
+        for i in images
+    ]
+    mix = [prediction_mix(r["detections"], size, size) for r in rows]
+    frame["main_class"] = [m["main_class"] for m in mix]
+    frame["box_size"] = [m["box_size"] for m in mix]
     return frame
+
+
+def _labels(dataset: Path, image: Path) -> np.ndarray:
+    label = dataset / "labels" / f"{image.stem}.txt"
+    return np.loadtxt(label, ndmin=2) if label.exists() else np.zeros((0, 5))
 
 
 def test_prediction_row_features_and_bad_bytes() -> None:
@@ -84,6 +98,21 @@ def test_prediction_row_features_and_bad_bytes() -> None:
     assert row["width"] == 60 and row["height"] == 40 and row["tone_group"]
     bad = prediction_row(pred, b"%PDF-1.4 not an image", model_name="m")
     assert "not a decodable image" in bad["error"] and "brightness" not in bad
+    # the prediction mix: the class found most often, the median box side / image side
+    assert row["main_class"] == "mole"
+    assert row["box_size"] == pytest.approx(np.median([9, 10]) / np.sqrt(60 * 40))
+    tie = [
+        {"class_name": c, "confidence": p, "box": [0, 0, 4, 4]}
+        for c, p in (("acne", 0.4), ("rash", 0.9))
+    ]
+    assert prediction_mix(tie, 8, 8)["main_class"] == "rash"  # equal counts: more confident
+    none = prediction_mix([], 8, 8)
+    assert none["main_class"] == "none" and np.isnan(none["box_size"])
+    # the store keeps detections as JSON; its frame derives the same columns from them
+    stored = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()}
+    again = store_frame(pd.DataFrame([stored]))
+    assert again["main_class"].iloc[0] == "mole"
+    assert again["box_size"].iloc[0] == pytest.approx(row["box_size"])
 
 
 def test_monitor_logs_good_and_failed_rows(tmp_path: Path) -> None:
@@ -108,7 +137,12 @@ def test_unshifted_batches_raise_no_alarm(
 
 @pytest.mark.parametrize(
     ("shift", "column"),
-    [("lighting", "brightness"), ("blur", "sharpness"), ("tone", "tone_group")],
+    [
+        ("lighting", "brightness"),
+        ("blur", "sharpness"),
+        ("tone", "tone_group"),
+        ("lesions", "main_class"),
+    ],
 )
 def test_shifted_batches_drift(
     reference: pd.DataFrame, base_params: dict, tmp_path: Path, shift: str, column: str
@@ -117,7 +151,8 @@ def test_shifted_batches_drift(
     result = monitor.detect_data_drift(
         _production(base_params["generate"], 31, shift), reference, out_dir=tmp_path / "report"
     )
-    assert result.drift_detected and column in result.drifted_columns
+    assert column in result.drifted_columns, result.drifted_columns
+    assert result.drift_detected
     assert Path(result.report_html).is_file()
     assert (tmp_path / "report" / "drift_summary.json").is_file()
 

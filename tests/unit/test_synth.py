@@ -54,3 +54,11 @@ def test_shifts_move_the_feature(shift: str, feature: str, direction: int) -> No
     base = np.mean([image_features(_paint(i).rgb)[feature] for i in range(10)])
     moved = np.mean([image_features(_paint(i, shift).rgb)[feature] for i in range(10)])
     assert (moved - base) * direction > 0
+
+
+def test_a_colour_cast_warms_every_image_and_moves_no_box() -> None:
+    for i in range(5):
+        plain, cast = _paint(i), _paint(i, "cast")
+        r, b = (cast.rgb[..., k].astype(float).mean() - plain.rgb[..., k].mean() for k in (0, 2))
+        assert r > 0 > b  # gains (1.08, 1.0, 0.9): redder, less blue
+        assert cast.boxes == plain.boxes and cast.tone_group == plain.tone_group

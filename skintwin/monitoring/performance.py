@@ -1,0 +1,113 @@
+"""The champion's performance on a production window, estimated without labels: overall and
+per tone group, compared with the same estimate on the version's test split.
+
+The estimator (`skintwin.training.estimator`) was fitted on the validation split when the
+version was trained and travels with it (`estimator.json`). Comparing the window's estimate
+with the estimator's own estimate on the test split, rather than with the true test value,
+cancels the estimator's constant bias; `monitor.estimate_drop` is the fall that alerts.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skintwin.io import atomic_write_bytes, atomic_write_json
+from skintwin.monitoring.records import json_cell
+from skintwin.params import MonitorParams
+from skintwin.training.estimator import FIGURES, Estimator, slices
+
+WATCHED = ("mAP50", "recall")  # the figures whose fall alerts
+
+
+def _arrays(current: pd.DataFrame, estimator: Estimator) -> tuple[np.ndarray, ...]:
+    """Stored detections as (confidence, class index, image index) arrays."""
+    index = {n: k for k, n in enumerate(estimator.names)}
+    conf, cls_, image = [], [], []
+    for i, dets in enumerate(current["detections"]):
+        for d in json_cell(list)(dets):
+            if d.get("class_name") in index:
+                conf.append(float(d["confidence"]))
+                cls_.append(index[d["class_name"]])
+                image.append(i)
+    return np.array(conf, float), np.array(cls_, int), np.array(image, int)
+
+
+def estimate_window(doc: dict, current: pd.DataFrame, params: MonitorParams) -> dict:
+    """{"available", "slices": {name: {"images", figure: {"value", "lo", "hi"},
+    "baseline": {figure: value}, "drop": {figure: value}}}, "falls": [...]} for the
+    window `current` (store rows), with the version's estimator document `doc`."""
+    if not doc.get("available"):
+        return {"available": False, "reason": doc.get("reason", "no estimator"), "falls": []}
+    if params.conf < doc["estimator"]["floor"]:
+        reason = f"stored detections start at {params.conf}, the estimator needs ≥ floor"
+        return {"available": False, "reason": reason, "falls": []}
+    estimator = Estimator.from_dict(doc["estimator"])
+    conf, cls_, image = _arrays(current.reset_index(drop=True), estimator)
+    groups = tuple(str(g) for g in current.get("tone_group", pd.Series(["?"] * len(current))))
+    out, falls = {}, []
+    for name, members in slices(groups, params.estimate_min_images).items():
+        keep = np.isin(image, members)
+        remap = np.full(len(current), -1)
+        remap[members] = np.arange(members.size)
+        est = estimator.estimate(
+            conf[keep], cls_[keep], remap[image[keep]], int(members.size), doc["operating_conf"]
+        )
+        base = doc["test"].get(name) or doc["test"]["all"]  # a group unseen in test: overall
+        baseline = {f: base["estimate"][f]["value"] for f in FIGURES}
+        drop = {f: round(baseline[f] - est[f]["value"], 4) for f in FIGURES}
+        out[name] = {**est, "baseline": baseline, "drop": drop}
+        falls += [
+            {"slice": name, "figure": f, "drop": drop[f], "now": est[f]["value"]}
+            for f in WATCHED
+            if drop[f] > params.estimate_drop
+        ]
+    return {"available": True, "slices": out, "falls": falls}
+
+
+def falls_line(estimate: dict) -> str:
+    """e.g. "recall on dark 0.61 (−0.21)"; "none" when nothing fell."""
+    return (
+        "; ".join(
+            f"{f['figure']} on {f['slice']} {f['now']:.2f} (−{f['drop']:.2f})"
+            for f in estimate.get("falls", [])
+        )
+        or "none"
+    )
+
+
+def estimate_markdown(estimate: dict) -> str:
+    """The estimate as a Markdown table (Prefect artifact, report panel)."""
+    if not estimate["available"]:
+        return f"Label-free performance estimate: not available ({estimate['reason']})\n"
+    lines = ["| slice | images | mAP50 (95% CI) | recall (95% CI) | Δ vs test estimate |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, s in estimate["slices"].items():
+        cells = [f"{s[f]['value']:.3f} [{s[f]['lo']:.3f}, {s[f]['hi']:.3f}]" for f in WATCHED]
+        delta = ", ".join(f"{f} {-s['drop'][f]:+.3f}" for f in WATCHED)
+        lines.append(f"| {name} | {s['images']} | {cells[0]} | {cells[1]} | {delta} |")
+    return "\n".join(lines) + f"\n\nFallen: {falls_line(estimate)}\n"
+
+
+def write(estimate: dict, out_dir: Path, model: str, version: str) -> None:
+    """`performance_estimate.json`, and the estimate as a panel at the top of the drift
+    report's HTML page (its own section, above Evidently's)."""
+    import markdown
+
+    atomic_write_json(out_dir / "performance_estimate.json", estimate)
+    page = out_dir / "drift_report.html"
+    if not page.is_file():
+        return
+    title = f"Performance of {model} v{version}, estimated without labels"
+    table = markdown.markdown(estimate_markdown(estimate), extensions=["tables"])
+    panel = (
+        f'<section id="performance-estimate" style="font-family:sans-serif;margin:1em 2em">'
+        f"<h2>{html.escape(title)}</h2>{table}<p style='color:#555'>Compared with the same "
+        "estimate on the version's test split; see the README for its measured error.</p>"
+        "</section>"
+    )
+    text = page.read_text(encoding="utf-8")
+    atomic_write_bytes(page, text.replace("<body>", f"<body>{panel}", 1).encode("utf-8"))

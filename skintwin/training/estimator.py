@@ -1,0 +1,198 @@
+"""How well the detector does where nobody labels the photos: a label-free estimate of
+mAP50, precision and recall from its own calibrated confidences.
+
+Method (calibrated expected counts): on the validation split, at training time, an isotonic
+regression maps each class's detection confidence to the probability that the detection
+is a true positive at IoU 0.5, and the number of lesions per image is counted. On
+unlabelled images each candidate (at or above the confidence `floor`) counts as `p`
+expected true positives; the expected number of lesions is the validation rate per image
+times the images, shared between classes as the expected true positives are; precision,
+recall and AP follow from those expected counts exactly as Ultralytics computes them from
+real ones. It extends average
+thresholded confidence (Garg et al., ICLR 2022) from classification accuracy to a
+detector's precision-recall curve; it assumes calibration carries over to the new images,
+which a shift can break, so the benchmark measures its error on labelled shifted batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from skintwin.errors import SkinTwinError
+from skintwin.training.detstats import DetectionStats
+from skintwin.training.uncertainty import ap_rows, interval, resamples
+
+FLOOR = 0.01  # candidates below this confidence are ignored (and need not be stored)
+_MIN_FIT = 30  # detections of a class needed to calibrate it on its own (else pooled)
+FIGURES = ("mAP50", "precision", "recall")
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A fitted estimator: JSON-ready, stored with the registered version."""
+
+    names: tuple[str, ...]
+    floor: float
+    knots: dict[str, tuple[list[float], list[float]]]  # class (or "*"): conf → P(TP)
+    per_image: float  # true boxes per image on the validation split
+    coverage: float  # share of true boxes some candidate finds on the validation split
+    n_images: int  # validation images it was fitted on
+
+    @classmethod
+    def fit(cls, stats: DetectionStats, names: tuple[str, ...], floor: float = FLOOR):
+        from sklearn.isotonic import IsotonicRegression
+
+        keep = stats.conf >= floor
+        conf, cls_, tp = stats.conf[keep], stats.pred_cls[keep], stats.tp[keep, 0]
+        if conf.size < _MIN_FIT:
+            raise SkinTwinError(
+                f"performance estimator: {conf.size} validation detections ≥ {floor}; "
+                f"need {_MIN_FIT} (a larger val split, or a model that detects)"
+            )
+
+        def curve(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
+            return [round(float(v), 6) for v in iso.X_thresholds_], [
+                round(float(v), 6) for v in iso.y_thresholds_
+            ]
+
+        knots = {"*": curve(conf, tp.astype(float))}
+        for k, name in enumerate(names):
+            mine = cls_ == k
+            if mine.sum() >= _MIN_FIT and 0 < tp[mine].sum() < mine.sum():
+                knots[name] = curve(conf[mine], tp[mine].astype(float))
+        per_image = round(len(stats.gt_cls) / len(stats), 6)
+        coverage = round(float(tp.sum()) / max(1, len(stats.gt_cls)), 6)
+        return cls(tuple(names), floor, knots, per_image, coverage, len(stats))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> Estimator:
+        knots = {k: (list(v[0]), list(v[1])) for k, v in doc["knots"].items()}
+        return cls(tuple(doc["names"]), float(doc["floor"]), knots, float(doc["per_image"]),
+                   float(doc["coverage"]), int(doc["n_images"]))  # fmt: skip
+
+    def p_true(self, conf: np.ndarray, cls_: np.ndarray) -> np.ndarray:
+        """Each detection's calibrated probability of being a true positive (IoU 0.5)."""
+        out = np.zeros(len(conf))
+        for k, name in enumerate(self.names):
+            mine = cls_ == k
+            x, y = self.knots.get(name, self.knots["*"])
+            out[mine] = np.interp(conf[mine], x, y)
+        return np.where(conf >= self.floor, out, 0.0)
+
+    def estimate(
+        self,
+        conf: np.ndarray,
+        cls_: np.ndarray,
+        det_image: np.ndarray,
+        n_images: int,
+        operating_conf: float = 0.25,
+        n_boot: int = 200,
+        seed: int = 0,
+        count: str = "max",
+    ) -> dict:
+        """Estimated {"mAP50", "precision", "recall"} of these unlabelled images, each as
+        {"value", "lo", "hi"} (a bootstrap over images), plus "images" and "classes"."""
+        keep = conf >= self.floor
+        conf, cls_, det_image = conf[keep], cls_[keep], det_image[keep]
+        p = self.p_true(conf, cls_)
+        weights = np.vstack([np.ones(n_images), resamples(n_images, n_boot, seed)]).astype(
+            np.float32
+        )  # row 0: the images as they are
+        w = weights[:, det_image]
+        expected = (w * p).sum(axis=1)  # expected true positives, all classes
+        prior = weights.sum(axis=1) * self.per_image  # the validation split's rate
+        seen = expected / max(self.coverage, 1e-6)  # what the candidates say
+        lesions = {"prior": prior, "candidates": seen, "max": np.maximum(prior, seen)}[count]
+        ap, tp_at, n_at, gt = [], [], [], []
+        for k in range(len(self.names)):
+            mine = np.flatnonzero(cls_ == k)
+            if mine.size == 0:
+                continue
+            order = mine[np.argsort(-conf[mine], kind="stable")]
+            share = (w[:, order] * p[order]).sum(axis=1) / np.maximum(expected, 1e-9)
+            n_hat = np.maximum(lesions * share, 1e-9)
+            ap.append(ap_rows(p[order], w[:, order], n_hat))
+            on = order[conf[order] >= operating_conf]
+            tp_at.append((w[:, on] * p[on]).sum(axis=1))
+            n_at.append(w[:, on].sum(axis=1))
+            gt.append(n_hat)
+        if not ap:
+            zero = {"value": 0.0, "lo": 0.0, "hi": 0.0}
+            return {"images": n_images, "mAP50": zero, "precision": zero, "recall": zero}
+        with np.errstate(all="ignore"):
+            figures = {
+                "mAP50": np.mean(ap, axis=0),
+                "precision": np.nanmean(np.array(tp_at) / np.array(n_at), axis=0),
+                "recall": np.nanmean(np.array(tp_at) / np.array(gt), axis=0),
+            }
+        out: dict = {"images": n_images}
+        for name, samples in figures.items():
+            lo, hi = interval(samples[1:])
+            out[name] = {"value": float(samples[0]), "lo": lo, "hi": hi}
+        return out
+
+    def estimate_stats(self, stats: DetectionStats, operating_conf: float = 0.25, **kw) -> dict:
+        """`estimate` on a labelled set's detections, its labels unused (benchmarks)."""
+        return self.estimate(
+            stats.conf, stats.pred_cls, stats.det_image, len(stats), operating_conf, **kw
+        )
+
+
+def true_figures(stats: DetectionStats, operating_conf: float = 0.25) -> dict:
+    """What `estimate` estimates, from the labels: mAP50 (Ultralytics'), and precision and
+    recall at `operating_conf` (IoU 0.5), averaged over classes with boxes."""
+    s = stats.summary()
+    precision, recall = [], []
+    for k in np.unique(stats.gt_cls):
+        on = (stats.pred_cls == k) & (stats.conf >= operating_conf)
+        tp = stats.tp[on, 0].sum()
+        precision.append(tp / on.sum() if on.sum() else np.nan)
+        recall.append(tp / (stats.gt_cls == k).sum())
+    with np.errstate(all="ignore"):
+        return {
+            "mAP50": s["mAP50"],
+            "precision": float(np.nanmean(precision)) if precision else 0.0,
+            "recall": float(np.mean(recall)) if recall else 0.0,
+        }
+
+
+def slices(groups: tuple[str, ...], min_images: int) -> dict[str, np.ndarray]:
+    """ "all" and each tone group with at least `min_images` images: image indices."""
+    out = {"all": np.arange(len(groups))}
+    names = np.array(groups)
+    for g in sorted(set(groups)):
+        members = np.flatnonzero(names == g)
+        if members.size >= min_images:
+            out[g] = members
+    return out
+
+
+def fit_for_version(
+    weights, dataset, params, device: str, test, operating_conf: float, min_images: int = 30
+) -> dict:
+    """The estimator a registered version carries (`estimator.json`): fitted on the
+    validation split, with its estimate beside the true value on the test split, overall
+    and per tone group, the baseline a production window is compared with. A model too
+    weak to fit one gets {"available": False, "reason"} and monitoring says so."""
+    from skintwin.training.validator import run_val
+
+    capture = run_val(weights, dataset, params, device, split="val")
+    try:
+        val = DetectionStats.from_rows(capture.rows)  # production keeps detections ≥ conf
+        estimator = Estimator.fit(val, capture.names, floor=operating_conf)
+    except SkinTwinError as exc:
+        return {"available": False, "reason": str(exc)}
+    baseline = {}
+    for name, members in slices(test.groups, min_images).items():
+        sub = test.stats.subset(members)
+        est = estimator.estimate_stats(sub, operating_conf, n_boot=200)
+        baseline[name] = {"images": int(members.size), "true": true_figures(sub, operating_conf),
+                          "estimate": {k: est[k] for k in FIGURES}}  # fmt: skip
+    return {"available": True, "operating_conf": operating_conf,
+            "estimator": estimator.to_dict(), "test": baseline}  # fmt: skip

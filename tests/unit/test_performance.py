@@ -1,0 +1,64 @@
+"""A production window's label-free estimate, from store rows: quiet on a window like the
+test split, a fall named by slice and figure on a degraded one, honest when it cannot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from skintwin.monitoring.performance import estimate_window, falls_line, write
+from skintwin.params import parse_params
+from skintwin.training.estimator import FIGURES, Estimator
+from tests.conftest import REPO
+from tests.unit.test_estimator import NAMES, simulate
+
+PARAMS = parse_params(__import__("yaml").safe_load((REPO / "params.yaml").read_text())).monitor
+
+
+def _doc() -> dict:
+    estimator = Estimator.fit(simulate(0, n=400), NAMES, floor=0.25)
+    test = estimator.estimate_stats(simulate(1), 0.25, n_boot=50)
+    baseline = {"all": {"images": 200, "estimate": {f: test[f] for f in FIGURES}}}
+    return {"available": True, "operating_conf": 0.25, "estimator": estimator.to_dict(),
+            "test": baseline}  # fmt: skip
+
+
+def _window(stats, groups=("dark",)) -> pd.DataFrame:
+    """Store rows of these detections (≥ 0.25, as production logs them)."""
+    rows = []
+    for i in range(len(stats)):
+        mine = (stats.det_image == i) & (stats.conf >= 0.25)
+        dets = [{"class_name": NAMES[c], "confidence": float(p), "box": [0, 0, 1, 1]}
+                for c, p in zip(stats.pred_cls[mine], stats.conf[mine], strict=True)]  # fmt: skip
+        rows.append({"detections": dets, "tone_group": groups[i % len(groups)]})
+    return pd.DataFrame(rows)
+
+
+def test_a_window_like_the_test_split_has_no_fall_and_a_degraded_one_does() -> None:
+    doc = _doc()
+    same = estimate_window(doc, _window(simulate(5)), PARAMS)
+    assert same["available"] and same["falls"] == [], same["falls"]
+    assert set(same["slices"]) == {"all", "dark"}  # 200 images of one group: its own slice
+    worse = estimate_window(doc, _window(simulate(5, tp_conf=(1.5, 3))), PARAMS)
+    fallen = {(f["slice"], f["figure"]) for f in worse["falls"]}
+    assert ("all", "recall") in fallen and ("dark", "recall") in fallen
+    assert "recall on all" in falls_line(worse)
+
+
+def test_no_estimator_or_too_high_a_floor_says_why() -> None:
+    frame = _window(simulate(5))
+    none = estimate_window({"available": False, "reason": "too weak"}, frame, PARAMS)
+    assert none == {"available": False, "reason": "too weak", "falls": []}
+    strict = PARAMS.model_copy(update={"conf": 0.1})
+    assert "floor" in estimate_window(_doc(), frame, strict)["reason"]
+
+
+def test_the_estimate_is_a_panel_of_the_drift_report(tmp_path: Path) -> None:
+    (tmp_path / "drift_report.html").write_text("<html><body><div id='evidently'></div></body>")
+    estimate = estimate_window(_doc(), _window(simulate(5)), PARAMS)
+    write(estimate, tmp_path, "skin-twin-detector", "3")
+    page = (tmp_path / "drift_report.html").read_text()
+    assert page.index('id="performance-estimate"') < page.index("evidently")
+    assert "<table>" in page and "skin-twin-detector v3" in page
+    assert (tmp_path / "performance_estimate.json").is_file()
