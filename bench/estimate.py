@@ -21,46 +21,44 @@ BATCHES = (
 )  # fmt: skip
 DROP = 0.10  # a true fall of this much below the test value must be flagged
 FLAG = 0.05  # flagged: the estimate falls this much below the estimate on the test split
-MODES = ("prior", "candidates", "max")  # how the estimator counts the lesions it cannot see
+MODES = ("max",)  # how the estimator counts lesions (the one monitoring uses)
+OPERATING = 0.25  # production's confidence: the detections the store keeps
 
 
-def _fit(project: Path):
-    from skintwin.data.dataset import read_names
+def _fit(project: Path) -> tuple:
+    """The estimator as the evaluate stage fits it, and the test split's baseline."""
     from skintwin.params import load_params
-    from skintwin.training.detstats import DetectionStats
-    from skintwin.training.estimator import Estimator
-    from skintwin.training.validator import run_val
+    from skintwin.training.estimator import Estimator, fit_for_version
+    from skintwin.training.evaluation import evaluate_weights
 
     params = load_params(project / "params.yaml")
-    weights = project / "models/train/weights/best.pt"
-    data = project / "data/processed"
-    _, names = read_names(data / "data.yaml")
-    split = {}
-    for name in ("val", "test"):
-        rows = run_val(weights, data, params.evaluate, params.train.device, split=name).rows
-        split[name] = DetectionStats.from_rows(rows)
-    import os
-
-    floor = float(os.environ.get("SKINTWIN_ESTIMATOR_FLOOR", "0.25"))
-    return Estimator.fit(split["val"], names, floor), split["test"], params, weights
+    weights, data = project / "models/train/weights/best.pt", project / "data/processed"
+    device, imgsz = params.train.device, params.evaluate.imgsz
+    test = evaluate_weights(weights, data, params.evaluate, "mAP50", device)
+    doc = fit_for_version(weights, data, params.evaluate, device, test, OPERATING, imgsz)
+    return Estimator.from_dict(doc["estimator"]), doc["test"]["all"], params, weights
 
 
 def points(project: Path, work: Path, s: dict) -> tuple[list[dict], dict]:
-    """One point per (batch, slice): true and estimated figures; and the test split's."""
+    """One point per (batch, slice): the validator's true figures on the labelled images,
+    and the estimate from the service's detections on the same images."""
     from skintwin.ops.gatesim import labelled_detections
     from skintwin.training.estimator import true_figures
+    from skintwin.training.served import served_stats
 
-    estimator, test, params, weights = _fit(project)
-    base = {"true": true_figures(test)}
-    for mode in MODES:
-        base[mode] = estimator.estimate_stats(test, n_boot=50, count=mode)
-    shown = {k: round(v["value"], 3) for k, v in base[MODES[0]].items() if k != "images"}
-    print(f"estimate bench: test split true {base['true']} estimated {shown}")
+    estimator, base, params, weights = _fit(project)
+    print(f"estimate bench: test split true {base['true']} estimated "
+          f"{ {k: round(v['value'], 3) for k, v in base['estimate'].items()} }")  # fmt: skip
     out = []
     for shift in BATCHES:
         for seed in range(s["seeds"]):
-            stats, groups, _ = labelled_detections(
+            stats, groups, names = labelled_detections(
                 weights, params, s["images"], 500 + seed, work, shift
+            )
+            folder = work / f"labelled-{shift}-{500 + seed}-{s['images']}"
+            images = [folder / "images" / f for f in stats.files]
+            served = served_stats(
+                weights, images, folder / "labels", names, OPERATING, params.evaluate.imgsz
             )
             slices = {"all": np.arange(len(stats))}
             for g in sorted(set(groups)):
@@ -68,10 +66,11 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], dict]:
                 if members.size >= s["min_group"]:
                     slices[g] = members
             for name, members in slices.items():
-                sub = stats.subset(members)
-                point = {"batch": f"{shift}/{seed}", "slice": name, "true": true_figures(sub)}
+                point = {"batch": f"{shift}/{seed}", "slice": name,
+                         "true": true_figures(stats.subset(members), OPERATING)}  # fmt: skip
                 for mode in MODES:
-                    est = estimator.estimate_stats(sub, n_boot=50, count=mode)
+                    est = estimator.estimate_stats(served.subset(members), OPERATING,
+                                                   n_boot=20, count=mode)  # fmt: skip
                     point[mode] = {k: est[k]["value"] for k in ("mAP50", "precision", "recall")}
                 out.append(point)
                 t, e = point["true"], point[MODES[0]]
@@ -80,7 +79,7 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], dict]:
                     f"mAP50 {t['mAP50']:.3f}/{e['mAP50']:.3f} "
                     f"recall {t['recall']:.3f}/{e['recall']:.3f}"
                 )
-    return out, base
+    return out, {"true": base["true"], **{m: base["estimate"] for m in MODES}}
 
 
 def run(work: Path, size: str, project: Path) -> list[Row]:

@@ -36,13 +36,16 @@ def run_evaluate(
     metric: str = "mAP50",
     device: str = "cpu",
     operating_conf: float = 0.25,
+    serving_imgsz: int | None = None,
 ) -> Evaluation:
     """Evaluate `weights` on `dataset`'s test split and write the reports into `out`; fit
     the label-free performance estimator on the validation split (`estimator.json`)."""
     inputs = [dataset, Path(weights).parent]
     check_output_dir(out, "evaluate", inputs, OUTPUTS)  # before the work, not after
     result = evaluate_weights(weights, dataset, params, metric, device)
-    estimator = fit_for_version(weights, dataset, params, device, result, operating_conf)
+    estimator = fit_for_version(
+        weights, dataset, params, device, result, operating_conf, serving_imgsz or params.imgsz
+    )
     with atomic_dir(out, owner="evaluate", inputs=inputs, known=OUTPUTS) as tmp:
         atomic_write_json(tmp / "metrics.json", result.metrics_doc())
         atomic_write_json(tmp / "estimator.json", estimator)
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             params.promote.metric,
             params.train.device,
             params.monitor.conf,  # production stores detections at this confidence and above
+            params.monitor.imgsz,  # ... predicted at this size
         )
         configure_tracking(Path.cwd())
         log_evaluation(record["run_id"], result.flat(), out)

@@ -17,6 +17,7 @@ which a shift can break, so the benchmark measures its error on labelled shifted
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,9 +40,19 @@ class Estimator:
     per_image: float  # true boxes per image on the validation split
     coverage: float  # share of true boxes some candidate finds on the validation split
     n_images: int  # validation images it was fitted on
+    offset: dict[str, float] | None = None  # true − estimated on the validation split
 
     @classmethod
-    def fit(cls, stats: DetectionStats, names: tuple[str, ...], floor: float = FLOOR):
+    def fit(
+        cls,
+        stats: DetectionStats,
+        names: tuple[str, ...],
+        floor: float = FLOOR,
+        truth: dict | None = None,
+    ):
+        """Fit on `stats` (the service's detections on labelled images); `truth`, the
+        validator's figures on the same images, sets the constant offset (default: what
+        `stats` itself says)."""
         from sklearn.isotonic import IsotonicRegression
 
         keep = stats.conf >= floor
@@ -65,7 +76,15 @@ class Estimator:
                 knots[name] = curve(conf[mine], tp[mine].astype(float))
         per_image = round(len(stats.gt_cls) / len(stats), 6)
         coverage = round(float(tp.sum()) / max(1, len(stats.gt_cls)), 6)
-        return cls(tuple(names), floor, knots, per_image, coverage, len(stats))
+        fitted = cls(tuple(names), floor, knots, per_image, coverage, len(stats))
+        # what the method misses on the images it was fitted on (chiefly AP below `floor`,
+        # which production never stores) is added back as a constant
+        est, true = (
+            fitted.estimate_stats(stats, floor, n_boot=1),
+            truth or true_figures(stats, floor),
+        )
+        offset = {f: round(true[f] - est[f]["value"], 6) for f in FIGURES}
+        return cls(tuple(names), floor, knots, per_image, coverage, len(stats), offset)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,7 +93,7 @@ class Estimator:
     def from_dict(cls, doc: dict) -> Estimator:
         knots = {k: (list(v[0]), list(v[1])) for k, v in doc["knots"].items()}
         return cls(tuple(doc["names"]), float(doc["floor"]), knots, float(doc["per_image"]),
-                   float(doc["coverage"]), int(doc["n_images"]))  # fmt: skip
+                   float(doc["coverage"]), int(doc["n_images"]), doc.get("offset"))  # fmt: skip
 
     def p_true(self, conf: np.ndarray, cls_: np.ndarray) -> np.ndarray:
         """Each detection's calibrated probability of being a true positive (IoU 0.5)."""
@@ -133,6 +152,7 @@ class Estimator:
             }
         out: dict = {"images": n_images}
         for name, samples in figures.items():
+            samples = np.clip(samples + (self.offset or {}).get(name, 0.0), 0.0, 1.0)
             lo, hi = interval(samples[1:])
             out[name] = {"value": float(samples[0]), "lo": lo, "hi": hi}
         return out
@@ -174,25 +194,37 @@ def slices(groups: tuple[str, ...], min_images: int) -> dict[str, np.ndarray]:
 
 
 def fit_for_version(
-    weights, dataset, params, device: str, test, operating_conf: float, min_images: int = 30
-) -> dict:
+    weights, dataset, params, device: str, test, operating_conf: float, imgsz: int,
+    min_images: int = 30,
+) -> dict:  # fmt: skip
     """The estimator a registered version carries (`estimator.json`): fitted on the
-    validation split, with its estimate beside the true value on the test split, overall
-    and per tone group, the baseline a production window is compared with. A model too
-    weak to fit one gets {"available": False, "reason"} and monitoring says so."""
+    service's detections on the validation split (`served`), with its estimate beside the
+    true value on the test split, overall and per tone group: the baseline a production
+    window is compared with. A model too weak to fit one gets {"available": False,
+    "reason"} and monitoring says so."""
+    from skintwin.training.served import served_stats
     from skintwin.training.validator import run_val
 
+    dataset = Path(dataset)
     capture = run_val(weights, dataset, params, device, split="val")
+    truth = true_figures(DetectionStats.from_rows(capture.rows), operating_conf)
+    val_images = sorted((dataset / "images" / "val").iterdir())
+    served = served_stats(weights, val_images, dataset / "labels" / "val", capture.names,
+                          operating_conf, imgsz)  # fmt: skip
     try:
-        val = DetectionStats.from_rows(capture.rows)  # production keeps detections ≥ conf
-        estimator = Estimator.fit(val, capture.names, floor=operating_conf)
+        estimator = Estimator.fit(served, capture.names, operating_conf, truth)
     except SkinTwinError as exc:
         return {"available": False, "reason": str(exc)}
+    test_images = [dataset / f for f in test.stats.files]
+    served_test = served_stats(weights, test_images, dataset / "labels" / "test",
+                               capture.names, operating_conf, imgsz)  # fmt: skip
     baseline = {}
     for name, members in slices(test.groups, min_images).items():
-        sub = test.stats.subset(members)
-        est = estimator.estimate_stats(sub, operating_conf, n_boot=200)
-        baseline[name] = {"images": int(members.size), "true": true_figures(sub, operating_conf),
-                          "estimate": {k: est[k] for k in FIGURES}}  # fmt: skip
-    return {"available": True, "operating_conf": operating_conf,
+        est = estimator.estimate_stats(served_test.subset(members), operating_conf, n_boot=200)
+        baseline[name] = {
+            "images": int(members.size),
+            "true": true_figures(test.stats.subset(members), operating_conf),
+            "estimate": {k: est[k] for k in FIGURES},
+        }
+    return {"available": True, "operating_conf": operating_conf, "imgsz": imgsz,
             "estimator": estimator.to_dict(), "test": baseline}  # fmt: skip

@@ -82,3 +82,17 @@ def test_round_trip_and_too_little_to_fit() -> None:
     assert again.estimate_stats(stats, n_boot=20) == estimator.estimate_stats(stats, n_boot=20)
     with pytest.raises(SkinTwinError, match="validation detections"):
         Estimator.fit(simulate(0, n=2), NAMES)
+
+
+def test_the_services_detections_are_matched_once_each_most_confident_first() -> None:
+    from skintwin.training.served import match
+
+    classes = np.array([1, 1])
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float)
+    dets = [
+        {"class_name": "mole", "confidence": 0.6, "box": [0, 0, 10, 10]},  # a duplicate
+        {"class_name": "mole", "confidence": 0.9, "box": [1, 0, 10, 10]},  # the match
+        {"class_name": "acne", "confidence": 0.8, "box": [20, 20, 30, 30]},  # wrong class
+        {"class_name": "mole", "confidence": 0.7, "box": [20, 20, 26, 26]},  # IoU 0.36
+    ]
+    assert match(dets, classes, boxes, NAMES).tolist() == [False, True, False, False]
