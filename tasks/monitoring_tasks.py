@@ -126,7 +126,7 @@ def raise_performance_alert(
     summary = f"estimated without labels: {performance.falls_line(estimate)}"
     details = {"subject": subject, "falls": estimate["falls"]}
     return alerts.raise_alert(
-        store, _paths(root).alerts, "performance", "critical", summary, details, key, params
+        store, _paths(root).alerts, "performance", "warning", summary, details, key, params
     )
 
 
