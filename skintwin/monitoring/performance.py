@@ -79,6 +79,19 @@ def falls_line(estimate: dict) -> str:
     )
 
 
+def estimate_line(estimate: dict) -> str:
+    """One line: the whole window's estimated mAP50 and recall beside the test baseline."""
+    if not estimate.get("available"):
+        return f"performance estimate: not available ({estimate.get('reason', 'not run')})"
+    s = estimate["slices"]["all"]
+    figures = ", ".join(
+        f"{f} {s[f]['value']:.2f} [{s[f]['lo']:.2f}, {s[f]['hi']:.2f}]"
+        f" (test {s['baseline'][f]:.2f})"
+        for f in WATCHED
+    )
+    return f"estimated without labels: {figures}; fallen: {falls_line(estimate)}"
+
+
 def estimate_markdown(estimate: dict) -> str:
     """The estimate as a Markdown table (Prefect artifact, report panel)."""
     if not estimate["available"]:

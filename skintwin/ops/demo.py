@@ -39,6 +39,7 @@ def run_demo(paths: ProjectPaths, batch_images: int = 80) -> dict:
             "drift": drift["result"]["drift_detected"],
             "drifted_columns": drift["result"]["drifted_columns"],
             "moved": drift["result"].get("moved", {}),
+            "performance": drift["result"].get("performance", {}),
             "alert": drift["alert"]["severity"] if drift["alert"] else None,
             "report": str(Path(drift["report_dir"]).relative_to(paths.root)),
         }
@@ -47,6 +48,7 @@ def run_demo(paths: ProjectPaths, batch_images: int = 80) -> dict:
 
 
 def print_demo(out: dict) -> None:
+    from skintwin.monitoring.performance import estimate_line
     from skintwin.monitoring.summaries import moved_line
 
     d = out["decision"]
@@ -60,6 +62,7 @@ def print_demo(out: dict) -> None:
         )
         if v["moved"]:
             print(f"{'':15} moved: {moved_line(v)}")
+        print(f"{'':15} {estimate_line(v['performance'])}")
 
 
 def where(paths: ProjectPaths) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from skintwin.monitoring.performance import estimate_window, falls_line, write
+from skintwin.monitoring.performance import estimate_line, estimate_window, falls_line, write
 from skintwin.params import parse_params
 from skintwin.training.estimator import FIGURES, Estimator
 from tests.conftest import REPO
@@ -44,6 +44,8 @@ def test_a_window_like_the_test_split_has_no_fall_and_a_degraded_one_does() -> N
     fallen = {(f["slice"], f["figure"]) for f in worse["falls"]}
     assert ("all", "recall") in fallen and ("dark", "recall") in fallen
     assert "recall on all" in falls_line(worse)
+    assert estimate_line(worse).startswith("estimated without labels: mAP50 ")
+    assert "not available (too weak)" in estimate_line({"available": False, "reason": "too weak"})
 
 
 def test_no_estimator_or_too_high_a_floor_says_why() -> None:
