@@ -5,6 +5,7 @@ Evidently's API changes between releases; nothing else in the project imports it
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from pathlib import Path
@@ -42,7 +43,10 @@ def _two_sample_chisquare(reference, current, feature_type, threshold) -> tuple[
     return p_value, p_value < threshold
 
 
+@functools.cache
 def _register_tests() -> None:
+    """Our tests in Evidently's registry: once, when a report is first made (importing
+    Evidently costs ~50 MB, which a scoring process never needs)."""
     from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
     from evidently.legacy.core import ColumnType
 
@@ -52,9 +56,6 @@ def _register_tests() -> None:
         allowed_feature_types=[ColumnType.Categorical],
     )
     register_stattest(test, default_impl=_two_sample_chisquare)
-
-
-_register_tests()
 
 
 def drifted(method: str, score: float, threshold: float) -> bool:
@@ -158,6 +159,7 @@ def _evidently_snapshot(
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
+    _register_tests()
     cols = list(reference.columns)
     definition = DataDefinition(
         numerical_columns=numerical,
