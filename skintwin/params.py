@@ -183,9 +183,7 @@ class Params(_Section):
     promote: PromoteParams
     monitor: MonitorParams
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, strict=True, populate_by_name=True, allow_inf_nan=False
-    )
+    model_config = _Section.model_config | ConfigDict(populate_by_name=True)  # `validate`
 
 
 def _describe(error: dict) -> str:
