@@ -42,8 +42,9 @@ def estimate_window(doc: dict, current: pd.DataFrame, params: MonitorParams) -> 
     window `current` (store rows), with the version's estimator document `doc`."""
     if not doc.get("available"):
         return {"available": False, "reason": doc.get("reason", "no estimator"), "falls": []}
-    if params.conf < doc["estimator"]["floor"]:
-        reason = f"stored detections start at {params.conf}, the estimator needs ≥ floor"
+    floor = doc["estimator"]["floor"]
+    if params.conf > floor:  # the store lacks detections the estimator counts on
+        reason = f"monitor.conf {params.conf} stores fewer detections than the estimator's {floor}"
         return {"available": False, "reason": reason, "falls": []}
     estimator = Estimator.from_dict(doc["estimator"])
     conf, cls_, image = _arrays(current.reset_index(drop=True), estimator)
