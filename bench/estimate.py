@@ -43,7 +43,7 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], dict]:
     """One point per (batch, slice): the validator's true figures on the labelled images,
     and the estimate from the service's detections on the same images."""
     from skintwin.ops.gatesim import labelled_detections
-    from skintwin.training.estimator import true_figures
+    from skintwin.training.estimator import slices, true_figures
     from skintwin.training.served import served_stats
 
     estimator, base, params, weights = _fit(project)
@@ -60,12 +60,8 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], dict]:
             served = served_stats(
                 weights, images, folder / "labels", names, OPERATING, params.evaluate.imgsz
             )
-            slices = {"all": np.arange(len(stats))}
-            for g in sorted(set(groups)):
-                members = np.flatnonzero(np.array(groups) == g)
-                if members.size >= s["min_group"]:
-                    slices[g] = members
-            for name, members in slices.items():
+            parts = slices(groups, s["min_group"])
+            for name, members in parts.items():
                 point = {"batch": f"{shift}/{seed}", "slice": name,
                          "true": true_figures(stats.subset(members), OPERATING)}  # fmt: skip
                 for mode in MODES:

@@ -60,19 +60,13 @@ def _production(base: dict, seed: int, shift: str, n: int = 60) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def reference(demo_dataset: Path) -> pd.DataFrame:
     images = sorted((demo_dataset / "images").iterdir())
-    boxes = []
-    for image in images:
-        label = demo_dataset / "labels" / f"{image.stem}.txt"
-        rows = np.loadtxt(label, ndmin=2) if label.exists() else np.zeros((0, 5))
-        boxes.append([tuple(r[1:]) for r in rows])
+    labels = [_labels(demo_dataset, image) for image in images]
+    boxes = [[tuple(r[1:]) for r in rows] for rows in labels]
     frame = pd.DataFrame(extract_many(images, boxes, workers=1))
     frame["n_detections"] = [len(b) for b in boxes]
     frame["mean_confidence"] = [0.8 if b else 0.0 for b in boxes]
     size = 160  # the demo dataset's images
-    rows = [
-        _fake_detector([(int(r[0]), *r[1:]) for r in _labels(demo_dataset, i)], size)
-        for i in images
-    ]
+    rows = [_fake_detector([(int(r[0]), *r[1:]) for r in found], size) for found in labels]
     mix = [prediction_mix(r["detections"], size, size) for r in rows]
     frame["main_class"] = [m["main_class"] for m in mix]
     frame["box_size"] = [m["box_size"] for m in mix]
