@@ -69,7 +69,9 @@ def drift_flow(
     current = collect_current(root, window, source, model.name)
     out_dir = str(inside(paths.drift_reports, f"{timestamp()}-{subject}"))
     result = check_drift(reference, current, params, out_dir)
-    result["performance"] = estimate_performance(model, current, result, params, out_dir)
+    result["performance"] = estimate_performance(
+        root, model, current, result, params, out_dir, subject
+    )
     alert = raise_drift_alert(root, result, params, subject)
     raise_performance_alert(root, result["performance"], params, subject)
     log_drift_to_mlflow(root, result, subject, out_dir)

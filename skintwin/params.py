@@ -107,6 +107,8 @@ class EvaluateParams(_Section):
     imgsz: Annotated[int, Field(ge=32, le=4096)]
     bootstrap: Resamples  # resamples for the 95% intervals
     seed: Seed
+    embed_layer: Annotated[int, Field(ge=0)] = 6  # the backbone layer pooled for drift
+    embed_dims: Annotated[int, Field(ge=2, le=128)] = 32  # ... reduced to this many
 
 
 class PromoteParams(_Section):
@@ -148,6 +150,10 @@ class MonitorParams(_Section):
     imgsz: Annotated[int, Field(ge=32, le=4096)]
     estimate_drop: Annotated[float, Field(gt=0.0, le=1.0)]  # label-free estimate alert
     estimate_min_images: PositiveInt  # a tone group's own estimate from this many images
+    embed_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01  # MMD p-value, all tests
+    embed_permutations: Annotated[int, Field(ge=99, le=10_000)] = 500
+    embed_max_rows: Annotated[int, Field(ge=100)] = 2000  # a seeded sample of larger windows
+    within_min_images: Annotated[int, Field(ge=5)] = 15  # a group in the within-group tests
 
     @model_validator(mode="after")
     def _known_methods(self) -> MonitorParams:

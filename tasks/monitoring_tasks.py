@@ -97,14 +97,23 @@ def check_drift(
 
 @task(cache_policy=NO_CACHE, name="estimate-performance")
 def estimate_performance(
-    model: LoadedModel, current: pd.DataFrame, result: dict, params: MonitorParams, out_dir: str
+    root: str,
+    model: LoadedModel,
+    current: pd.DataFrame,
+    result: dict,
+    params: MonitorParams,
+    out_dir: str,
+    subject: str,
 ) -> dict:
     """The champion's mAP50 and recall on the window, estimated without labels, overall and
-    per tone group; a panel of the drift report (HTML) and `performance_estimate.json`."""
+    per tone group; a panel of the drift report (HTML), `performance_estimate.json`, and
+    rows of the store's `performance_estimates` table."""
     if not result["enough_data"]:
         return {"available": False, "reason": result["reason"], "falls": []}
     estimate = performance.estimate_window(model.estimator_doc(), current, params)
     performance.write(estimate, Path(out_dir), model.name, model.version)
+    store = ModelMonitor(project_dir=root).store
+    store.log_estimate(estimate, subject, model.name, model.version)
     if estimate["falls"]:
         get_run_logger().warning(
             "estimated performance fell: %s", performance.falls_line(estimate)

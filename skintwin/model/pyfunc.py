@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
 from skintwin.data.images import DEFAULT_MAX_PIXELS, ImageError, decode_image
+from skintwin.model.embedding import LayerTap
 from skintwin.model.yolo import load_weights
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
         configure_offline(Path(weights).parent)
         self._model = load_weights(weights)
         self.names = {int(k): v for k, v in self._model.names.items()}
+        self._tap = LayerTap(self._model.model.model)
         return self
 
     def predict(self, context, model_input, params: dict | None = None) -> list[dict]:
@@ -91,15 +93,29 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
             ) from None
 
     def predict_pixels(self, images: list[np.ndarray], params: dict | None = None) -> list[dict]:
-        """Detections for decoded RGB images (what the service and batch scoring call)."""
+        """Detections for decoded RGB images (what the service and batch scoring call).
+
+        With `params["embed_layer"]` (an int), each result also has "pooled": that layer's
+        globally pooled output for the image, read during the same forward pass.
+        """
         params = params or {}
+        layer = params.get("embed_layer")
         kwargs = {"conf": float(params.get("conf", 0.25)), "verbose": False}
         kwargs["device"] = params.get("device", "cpu")
         if int(params.get("imgsz", 0) or 0):
             kwargs["imgsz"] = int(params["imgsz"])
-        # Ultralytics expects BGR arrays, as OpenCV reads them.
-        results = self._model.predict([im[..., ::-1] for im in images], **kwargs)
-        return [self._to_dict(im, r) for im, r in zip(images, results, strict=True)]
+        if layer is not None:
+            self._tap.start(int(layer))
+        try:
+            # Ultralytics expects BGR arrays, as OpenCV reads them.
+            results = self._model.predict([im[..., ::-1] for im in images], **kwargs)
+            pooled = self._tap.rows(len(images)) if layer is not None else None
+        finally:
+            self._tap.stop()
+        out = [self._to_dict(im, r) for im, r in zip(images, results, strict=True)]
+        for item, row in zip(out, pooled if pooled is not None else [], strict=False):
+            item["pooled"] = row
+        return out
 
     def _to_dict(self, image: np.ndarray, result) -> dict:
         boxes = result.boxes

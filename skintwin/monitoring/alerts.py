@@ -32,7 +32,7 @@ def severity(result: dict, params: MonitorParams) -> str | None:
         return None
     if result["drift_share"] >= params.critical_share:
         return "critical"
-    if "tone_group" in result["drifted_columns"] or "ita" in result["drifted_columns"]:
+    if "tone mix" in result.get("moved", {}):
         return "critical"  # the patient mix moved: per-group guarantees no longer hold
     return "warning"
 

@@ -15,6 +15,8 @@ import pandas as pd
 
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_dir, atomic_write_bytes, atomic_write_json
+from skintwin.monitoring.attribution import attribute, panel, within_groups
+from skintwin.monitoring.embedding_drift import embedding_drift
 from skintwin.names import (
     CATEGORICAL_DRIFT_COLUMNS,
     DRIFT_KINDS,
@@ -90,6 +92,8 @@ def check_drift(
             "drift_share": 0.0,
             "drifted_columns": [],
             "moved": {},
+            "embedding": {"available": False, "reason": reason},
+            "within_groups": {"tests": 0, "groups": [], "threshold": None, "changed": []},
             "columns": {},
             "scores": {},
             "current_rows": len(current),
@@ -111,10 +115,15 @@ def run_drift(
     """Compare `current` with `reference` column by column (Evidently `DataDriftPreset`),
     with the tests and thresholds of `params`, over the columns both frames have.
 
+    Beside the column tests: embedding drift (`embedding_drift`) and the within-tone-group
+    tests that tell a changed patient mix from changed photos (`attribution`); either one
+    alone is drift.
+
     Returns:
         {"drift_detected", "drift_share", "n_columns", "n_drifted", "drifted_columns",
-         "columns": {name: {"method", "threshold", "score", "drifted"}}, "scores",
-         "html", "json"}. `html`/`json` are the report paths when `out_dir` is given.
+         "moved", "columns": {name: {"method", "threshold", "score", "drifted"}}, "scores",
+         "embedding", "within_groups", "html", "json"}. `html`/`json` are the report paths
+         when `out_dir` is given.
     """
     # a column empty on either side (box sizes of a model that found nothing) says nothing
     cols = [
@@ -131,18 +140,24 @@ def run_drift(
     columns = _column_verdicts(snapshot.dict())
     names = [c for c, v in columns.items() if v["drifted"]]
     share = len(names) / len(columns) if columns else 0.0
+    embedding = embedding_drift(reference, current, params)
+    within = within_groups(reference, current, params)
     result = {
-        "drift_detected": share >= params.drift_share,
+        "drift_detected": share >= params.drift_share
+        or embedding.get("drifted", False)
+        or bool(within["changed"]),
         "drift_share": share,
         "threshold_share": params.drift_share,
         "n_columns": len(columns),
         "n_drifted": len(names),
         "drifted_columns": names,
-        "moved": moved(names),
+        "moved": attribute(moved(names), within, embedding),
         "columns": columns,
         "scores": {c: v["score"] for c, v in columns.items()},
         "reference_rows": len(reference),
         "current_rows": len(current),
+        "embedding": embedding,
+        "within_groups": within,
     }
     if out_dir is None:
         return result
@@ -206,6 +221,9 @@ def _write_report(snapshot, result: dict, out_dir: Path) -> None:
     try:
         with atomic_dir(out_dir, owner="drift") as tmp:
             snapshot.save_html(str(tmp / "drift_report.html"))
+            page = tmp / "drift_report.html"
+            text = page.read_text(encoding="utf-8")
+            page.write_text(text.replace("<body>", f"<body>{panel(result)}", 1), "utf-8")
             atomic_write_json(tmp / "drift_summary.json", result)
             atomic_write_bytes(
                 tmp / "evidently_snapshot.json",

@@ -86,6 +86,7 @@ def prediction_row(
         "class_counts": counts,
         "detections": dets,
         "image_ref": image_ref,
+        "embedding": prediction.get("embedding") if isinstance(prediction, dict) else None,
     }
     size = (
         (prediction.get("width"), prediction.get("height")) if isinstance(prediction, dict) else ()

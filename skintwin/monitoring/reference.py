@@ -20,9 +20,8 @@ from skintwin.project import ProjectPaths
 
 log = logging.getLogger(__name__)
 # which prediction columns a cached reference holds: a cache of fewer columns is rebuilt
-_COLUMNS_TAG = hashlib.sha256(
-    ",".join(PREDICTION_FEATURES + PREDICTION_CATEGORIES).encode()
-).hexdigest()[:6]
+_COLUMNS = (*PREDICTION_FEATURES, *PREDICTION_CATEGORIES, "embedding")
+_COLUMNS_TAG = hashlib.sha256(",".join(_COLUMNS).encode()).hexdigest()[:6]
 
 
 def reference_frame(
@@ -31,7 +30,8 @@ def reference_frame(
     """Training-distribution features plus `model`'s prediction features on held-out images.
 
     Image features come from the preprocess stage's reference table. Prediction features
-    (detections per image, mean confidence) come from the model on the val and test splits,
+    (detections per image, mean confidence, ...) and the embedding (when the version has a
+    projection) come from the model on the val and test splits,
     images it was not fitted on, so they compare fairly with production; they are cached per
     model version and reference table.
     """
@@ -59,7 +59,7 @@ def reference_frame(
         )
     # the same prediction features as a logged production row, computed the same way
     rows = [prediction_row(p, model_name=model.name) for p in predictions]
-    for column in (*PREDICTION_FEATURES, *PREDICTION_CATEGORIES):
+    for column in _COLUMNS:
         held_out[column] = [r[column] for r in rows]
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")

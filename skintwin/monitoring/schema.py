@@ -12,6 +12,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -42,6 +43,7 @@ predictions = Table(
     Column("detections", Text),  # JSON list of {class_name, confidence, box}
     *[Column(name, Float) for name in IMAGE_FEATURES],
     Column("tone_group", String(20)),
+    Column("embedding", LargeBinary),  # the champion's backbone embedding, float16
     Column("image_ref", Text),  # a path or id, never the pixels unless configured
     Index("ix_predictions_ts", "ts"),
     Index("ix_predictions_model", "model_name", "model_version"),
@@ -56,6 +58,23 @@ alert_state = Table(
     Column("rank", Integer, nullable=False),  # severity as a number, for the atomic claim
     Column("time", Float, nullable=False),  # when it last alerted (Unix seconds)
     Column("last_seen", Float),  # when a check last found it (alerted or suppressed)
+)
+performance_estimates = Table(  # the drift flow's label-free estimates, one row per figure
+    "performance_estimates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("subject", String(200), nullable=False),  # the checked window: a source or "all"
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(50), nullable=False),
+    Column("slice", String(40), nullable=False),  # "all" or a tone group
+    Column("figure", String(20), nullable=False),  # mAP50, precision, recall
+    Column("images", Integer),
+    Column("value", Float),
+    Column("lo", Float),  # the bootstrap interval
+    Column("hi", Float),
+    Column("baseline", Float),  # the same estimate on the version's test split
+    Index("ix_estimates_ts", "ts"),
 )
 COLUMNS = [c.name for c in predictions.columns if c.name != "id"]
 

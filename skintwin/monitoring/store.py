@@ -21,7 +21,14 @@ from sqlalchemy.exc import IntegrityError
 
 from skintwin.db import database_url
 from skintwin.errors import SkinTwinError
-from skintwin.monitoring.schema import COLUMNS, alert_state, open_engine, predictions
+from skintwin.model.embedding import to_bytes
+from skintwin.monitoring.schema import (
+    COLUMNS,
+    alert_state,
+    open_engine,
+    performance_estimates,
+    predictions,
+)
 from skintwin.project import ProjectPaths
 from skintwin.redact import mask_url
 
@@ -162,6 +169,43 @@ class PredictionStore:
         with self.engine.begin() as conn:
             return conn.execute(delete(alert_state).where(alert_state.c.key == key)).rowcount > 0
 
+    def log_estimate(
+        self, estimate: dict, subject: str, model_name: str, model_version: str
+    ) -> int:
+        """Keep a label-free estimate (`performance.estimate_window`): a row per slice and
+        figure, so its history can be read back and plotted. Returns the rows written."""
+        if not estimate.get("available"):
+            return 0
+        now = time.time()
+        rows = [
+            {
+                "ts": now,
+                "subject": subject,
+                "model_name": model_name,
+                "model_version": str(model_version),
+                "slice": name,
+                "figure": figure,
+                "images": s["images"],
+                "value": s[figure]["value"],
+                "lo": s[figure]["lo"],
+                "hi": s[figure]["hi"],
+                "baseline": base,
+            }
+            for name, s in estimate["slices"].items()
+            for figure, base in s["baseline"].items()
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(insert(performance_estimates), rows)
+        return len(rows)
+
+    def estimates(self, since: float | None = None) -> pd.DataFrame:
+        """Stored label-free estimates at or after `since`, oldest first."""
+        q = select(performance_estimates)
+        if since is not None:
+            q = q.where(performance_estimates.c.ts >= since)
+        with self.engine.connect() as conn:
+            return pd.read_sql(q.order_by(performance_estimates.c.ts), conn)
+
     def export_performance(self, path: Path, since: float | None = None) -> dict:
         from skintwin.io import atomic_write_json
 
@@ -183,6 +227,8 @@ def _normalise(row: dict) -> dict:
     for key in ("class_counts", "detections"):
         if out[key] is not None and not isinstance(out[key], str):
             out[key] = json.dumps(out[key])
+    if out["embedding"] is not None and not isinstance(out["embedding"], bytes):
+        out["embedding"] = to_bytes(out["embedding"])
     if not out["model_name"]:
         raise SkinTwinError("prediction row has no model_name")
     return out

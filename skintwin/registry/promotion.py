@@ -140,8 +140,11 @@ def _register(
     tags = {f"lineage.{k}": str(v) for k, v in lineage.items()}
     tags |= {f"metric.{k}": str(v) for k, v in evaluation.flat().items()}
     card.texts(paths.root)  # a project without its card's text fails before registering
-    estimator = paths.evaluate_dir / "estimator.json"  # fitted with this run's evaluation
-    extra = {"estimator": estimator} if estimator.is_file() and not source_weights else {}
+    extra = {  # fitted with this run's evaluation (not for weights brought from elsewhere)
+        key: paths.evaluate_dir / file
+        for key, file in (("estimator", "estimator.json"), ("embedding", "embedding.npz"))
+        if (paths.evaluate_dir / file).is_file() and not source_weights
+    }
     version = client.log_and_register(weights, run_id, name, tags, extra)
     why = f"new candidate of run {run_id}"
     aliases.move(paths.root, name, client.CHALLENGER, version, "register", why)

@@ -61,11 +61,21 @@ def _log(state: ServiceState, preds: list[dict], images: list[np.ndarray], model
         )
 
 
+def _public(pred: dict) -> dict:
+    """A prediction as the caller gets it: the embedding is for the store, not the API."""
+    return {k: v for k, v in pred.items() if k != "embedding"}
+
+
 @router.post("/predict")
 async def predict(request: Request, background: BackgroundTasks, conf: Conf = None) -> dict:
     """Detections for one image (multipart `file` or the raw body)."""
     preds, model, ms = await _serve(request, background, conf, "file")
-    return {**preds[0], "model": model.name, "version": model.version, "latency_ms": round(ms, 2)}
+    return {
+        **_public(preds[0]),
+        "model": model.name,
+        "version": model.version,
+        "latency_ms": round(ms, 2),
+    }
 
 
 @router.post("/predict/batch")
@@ -73,7 +83,7 @@ async def predict_batch(request: Request, background: BackgroundTasks, conf: Con
     """Detections for several images (multipart `files`)."""
     preds, model, ms = await _serve(request, background, conf, "files")
     return {
-        "results": preds,
+        "results": [_public(p) for p in preds],
         "model": model.name,
         "version": model.version,
         "latency_ms": round(ms, 2),

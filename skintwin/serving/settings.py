@@ -25,6 +25,7 @@ class Settings:
     upload_timeout_s: float = 20.0  # receiving a request's body, however slowly it comes
     reload_interval_s: float = 30.0
     weights: str | None = None  # a local .pt to serve instead of the registry's champion
+    embedding: str | None = None  # ... and its embedding projection (evaluate's embedding.npz)
     conf: float = 0.25
 
     @property
@@ -45,4 +46,5 @@ class Settings:
             upload_timeout_s=env_number("SKINTWIN_UPLOAD_TIMEOUT_S", 20, 0.1, 3600),
             reload_interval_s=env_number("SKINTWIN_RELOAD_INTERVAL_S", 30, 0.5, 86_400),
             weights=os.environ.get("SKINTWIN_SERVE_WEIGHTS") or None,
+            embedding=os.environ.get("SKINTWIN_SERVE_EMBEDDING") or None,
         )

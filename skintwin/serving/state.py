@@ -23,7 +23,8 @@ class ModelHolder:
     def __init__(self, settings: Settings, project_dir: Path | None) -> None:
         self.loader: ModelLoader | None = None
         if settings.weights:
-            self.model = LoadedModel.from_weights(settings.weights)
+            projection = Path(settings.embedding) if settings.embedding else None
+            self.model = LoadedModel.from_weights(settings.weights, projection)
         else:
             self.loader = ModelLoader(project_dir=project_dir)
             self.model = next(iter(self.loader.load_all_models().values()))

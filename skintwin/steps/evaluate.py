@@ -19,12 +19,14 @@ from pathlib import Path
 from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
 from skintwin.params import EvaluateParams
 from skintwin.training import charts
+from skintwin.training.embedding import fit_projection
 from skintwin.training.estimator import fit_for_version
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 
 log = logging.getLogger(__name__)
 OUTPUTS = frozenset(
-    {"metrics.json", "pr_curve.csv", "confusion.csv", "charts", "test_stats.npz", "estimator.json"}
+    {"metrics.json", "pr_curve.csv", "confusion.csv", "charts", "test_stats.npz"}
+    | {"estimator.json", "embedding.npz"}
 )  # what this step writes
 
 
@@ -39,16 +41,19 @@ def run_evaluate(
     serving_imgsz: int | None = None,
 ) -> Evaluation:
     """Evaluate `weights` on `dataset`'s test split and write the reports into `out`; fit
-    the label-free performance estimator on the validation split (`estimator.json`)."""
+    the label-free performance estimator on the validation split (`estimator.json`) and the
+    drift embedding's projection on the training split (`embedding.npz`)."""
     inputs = [dataset, Path(weights).parent]
     check_output_dir(out, "evaluate", inputs, OUTPUTS)  # before the work, not after
     result = evaluate_weights(weights, dataset, params, metric, device)
     estimator = fit_for_version(
         weights, dataset, params, device, result, operating_conf, serving_imgsz or params.imgsz
     )
+    projection = fit_projection(weights, dataset, params, serving_imgsz or params.imgsz)
     with atomic_dir(out, owner="evaluate", inputs=inputs, known=OUTPUTS) as tmp:
         atomic_write_json(tmp / "metrics.json", result.metrics_doc())
         atomic_write_json(tmp / "estimator.json", estimator)
+        projection.save(tmp / "embedding.npz")
         result.save_stats(tmp / "test_stats.npz")
         names = list(result.pr_curves)
         with (tmp / "pr_curve.csv").open("w", newline="") as fh:

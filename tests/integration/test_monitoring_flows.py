@@ -56,6 +56,9 @@ def test_drift_flow_alerts_once_on_shift_and_not_on_normal(champion: Path) -> No
     # no Prefect server configured here: training ran as a subflow (nothing was stale)
     assert shifted["retraining"]["via"] == "subflow"
     assert Path(shifted["result"]["html"]).is_file()
+    embedding = shifted["result"]["embedding"]  # the champion's backbone, from the registry
+    assert embedding["available"] and embedding["tests"]["all"]["images"][1] == 40
+    assert 'id="embedding-drift"' in Path(shifted["result"]["html"]).read_text()
     again = drift_flow(source="lighting", project_dir=str(champion))
     assert again["result"]["drift_detected"] is True and again["alert"] is None
     assert len(list(alerts.glob("*-data_drift-*.json"))) == 1

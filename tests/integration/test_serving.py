@@ -55,6 +55,7 @@ def _jpeg(champion: Path) -> bytes:
 
 
 def test_predict_returns_detections_and_logs_a_row(service, champion: Path) -> None:
+    from skintwin.model.embedding import matrix
     from skintwin.monitoring.store import PredictionStore
 
     url, store = service
@@ -78,6 +79,9 @@ def test_predict_returns_detections_and_logs_a_row(service, champion: Path) -> N
     while PredictionStore(f"sqlite:///{store}").count() < before + 4 and time.time() < deadline:
         time.sleep(0.2)
     assert PredictionStore(f"sqlite:///{store}").count() == before + 4
+    assert "embedding" not in body and "embedding" not in batch.json()["results"][0]
+    rows = PredictionStore(f"sqlite:///{store}").window().tail(4)  # the store keeps it
+    assert matrix(rows["embedding"]).shape[0] == 4 and rows["embedding"].notna().all()
     health = httpx.get(f"{url}/health").json()
     assert health["model_loaded"] and health["store_reachable"]
     metrics = httpx.get(f"{url}/metrics").text
@@ -342,6 +346,8 @@ def test_locked_store_never_drops_an_acknowledged_prediction(service, champion: 
     while PredictionStore(f"sqlite:///{store}").count() < before + 3 and time.time() < deadline:
         time.sleep(0.25)
     assert PredictionStore(f"sqlite:///{store}").count() == before + 3
+    replayed = PredictionStore(f"sqlite:///{store}").window().tail(3)  # through the journal
+    assert replayed["embedding"].map(lambda b: isinstance(b, bytes) and len(b) > 0).all()
 
 
 def _rotated_photo(champion: Path) -> bytes:

@@ -100,3 +100,31 @@ def test_a_store_of_the_previous_release_is_migrated_in_place(tmp_path: Path) ->
     store.log_many([row])  # a replay: skipped by uid
     assert store.replace_batch("b1", [{"ts": 3.0, "model_name": "m"}]) == 1
     assert store.count() == 3 and store.claim_alert("k", "warning", 1, 10.0, 60.0)
+    store.log_many([{**row, "uid": "u2", "embedding": [0.5, -2.0]}])  # the column added since
+    stored = store.window().set_index("uid")["embedding"]
+    assert stored["u2"] == b"\x00\x38\x00\xc0"  # float16, little-endian
+
+
+def test_label_free_estimates_are_kept_per_slice_and_figure(tmp_path: Path) -> None:
+    store = PredictionStore(f"sqlite:///{tmp_path / 'store.db'}")
+    figure = {"value": 0.61, "lo": 0.52, "hi": 0.7}
+    estimate = {
+        "available": True,
+        "slices": {
+            name: {
+                "images": n,
+                "mAP50": figure,
+                "recall": figure,
+                "baseline": {"mAP50": 0.8, "recall": 0.82},
+            }
+            for name, n in (("all", 200), ("dark", 120))
+        },
+        "falls": [],
+    }
+    assert store.log_estimate(estimate, "clinic-a", "m", "3") == 4
+    assert store.log_estimate({"available": False, "reason": "x", "falls": []}, "b", "m", "3") == 0
+    rows = store.estimates()
+    assert len(rows) == 4 and set(rows["slice"]) == {"all", "dark"}
+    dark = rows[(rows["slice"] == "dark") & (rows["figure"] == "recall")].iloc[0]
+    assert (dark["value"], dark["baseline"], dark["images"]) == (0.61, 0.82, 120)
+    assert dark["subject"] == "clinic-a" and dark["model_version"] == "3"
