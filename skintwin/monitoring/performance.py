@@ -103,6 +103,13 @@ def estimate_markdown(estimate: dict) -> str:
         cells = [f"{s[f]['value']:.3f} [{s[f]['lo']:.3f}, {s[f]['hi']:.3f}]" for f in WATCHED]
         delta = ", ".join(f"{f} {-s['drop'][f]:+.3f}" for f in WATCHED)
         lines.append(f"| {name} | {s['images']} | {cells[0]} | {cells[1]} | {delta} |")
+    classes = estimate["slices"]["all"].get("classes") or {}
+    if classes:
+        lines += ["", "| class (whole window) | AP50 | precision | recall |", "|---|---|---|---|"]
+        for name, c in classes.items():
+            figures = (c["AP50"], c["precision"], c["recall"])
+            cells = [f"{v:.3f}" if v is not None else "-" for v in figures]
+            lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines) + f"\n\nFallen: {falls_line(estimate)}\n"
 
 

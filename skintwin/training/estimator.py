@@ -41,6 +41,7 @@ class Estimator:
     coverage: float  # share of true boxes some candidate finds on the validation split
     n_images: int  # validation images it was fitted on
     offset: dict[str, float] | None = None  # true − estimated on the validation split
+    class_rates: dict[str, tuple[float, float]] | None = None  # class: (per image, coverage)
 
     @classmethod
     def fit(
@@ -76,7 +77,12 @@ class Estimator:
                 knots[name] = curve(conf[mine], tp[mine].astype(float))
         per_image = round(len(stats.gt_cls) / len(stats), 6)
         coverage = round(float(tp.sum()) / max(1, len(stats.gt_cls)), 6)
-        fitted = cls(tuple(names), floor, knots, per_image, coverage, len(stats))
+        rates = {
+            name: (round(float(n) / len(stats), 6), round(float(tp[cls_ == k].sum()) / n, 6))
+            for k, name in enumerate(names)
+            if (n := int((stats.gt_cls == k).sum()))
+        }
+        fitted = cls(tuple(names), floor, knots, per_image, coverage, len(stats), None, rates)
         # what the method misses on the images it was fitted on (chiefly AP below `floor`,
         # which production never stores) is added back as a constant
         est, true = (
@@ -84,7 +90,7 @@ class Estimator:
             truth or true_figures(stats, floor),
         )
         offset = {f: round(true[f] - est[f]["value"], 6) for f in FIGURES}
-        return cls(tuple(names), floor, knots, per_image, coverage, len(stats), offset)
+        return cls(tuple(names), floor, knots, per_image, coverage, len(stats), offset, rates)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,8 +98,10 @@ class Estimator:
     @classmethod
     def from_dict(cls, doc: dict) -> Estimator:
         knots = {k: (list(v[0]), list(v[1])) for k, v in doc["knots"].items()}
+        rates = {k: (float(v[0]), float(v[1])) for k, v in (doc.get("class_rates") or {}).items()}
         return cls(tuple(doc["names"]), float(doc["floor"]), knots, float(doc["per_image"]),
-                   float(doc["coverage"]), int(doc["n_images"]), doc.get("offset"))  # fmt: skip
+                   float(doc["coverage"]), int(doc["n_images"]), doc.get("offset"),
+                   rates or None)  # fmt: skip
 
     def p_true(self, conf: np.ndarray, cls_: np.ndarray) -> np.ndarray:
         """Each detection's calibrated probability of being a true positive (IoU 0.5)."""
@@ -128,14 +136,17 @@ class Estimator:
         prior = weights.sum(axis=1) * self.per_image  # the validation split's rate
         seen = expected / max(self.coverage, 1e-6)  # what the candidates say
         lesions = {"prior": prior, "candidates": seen, "max": np.maximum(prior, seen)}[count]
-        ap, tp_at, n_at, gt = [], [], [], []
+        ap, tp_at, n_at, gt, found = [], [], [], [], []
         for k in range(len(self.names)):
             mine = np.flatnonzero(cls_ == k)
             if mine.size == 0:
                 continue
+            found.append(self.names[k])
             order = mine[np.argsort(-conf[mine], kind="stable")]
-            share = (w[:, order] * p[order]).sum(axis=1) / np.maximum(expected, 1e-9)
-            n_hat = np.maximum(lesions * share, 1e-9)
+            mine_expected = (w[:, order] * p[order]).sum(axis=1)
+            n_hat = np.maximum(
+                self._lesions(k, mine_expected, weights, count, lesions * mine_expected
+                              / np.maximum(expected, 1e-9)), 1e-9)  # fmt: skip
             ap.append(ap_rows(p[order], w[:, order], n_hat))
             on = order[conf[order] >= operating_conf]
             tp_at.append((w[:, on] * p[on]).sum(axis=1))
@@ -150,18 +161,42 @@ class Estimator:
                 "precision": np.nanmean(np.array(tp_at) / np.array(n_at), axis=0),
                 "recall": np.nanmean(np.array(tp_at) / np.array(gt), axis=0),
             }
-        out: dict = {"images": n_images}
+        out: dict = {"images": n_images, "classes": _per_class(found, ap, tp_at, n_at, gt)}
         for name, samples in figures.items():
             samples = np.clip(samples + (self.offset or {}).get(name, 0.0), 0.0, 1.0)
             lo, hi = interval(samples[1:])
             out[name] = {"value": float(samples[0]), "lo": lo, "hi": hi}
         return out
 
+    def _lesions(self, k: int, expected_k, weights, count: str, shared) -> np.ndarray:
+        """Expected lesions of class k per resample: from its own validation rate and
+        coverage when the estimator has them (a class the model stops finding does not
+        hand its lesions to the others), else `shared`, the total shared as the true
+        positives are."""
+        rate = (self.class_rates or {}).get(self.names[k])
+        if rate is None:
+            return shared
+        prior = weights.sum(axis=1) * rate[0]
+        seen = expected_k / max(rate[1], 1e-6)
+        return {"prior": prior, "candidates": seen, "max": np.maximum(prior, seen)}[count]
+
     def estimate_stats(self, stats: DetectionStats, operating_conf: float = 0.25, **kw) -> dict:
         """`estimate` on a labelled set's detections, its labels unused (benchmarks)."""
         return self.estimate(
             stats.conf, stats.pred_cls, stats.det_image, len(stats), operating_conf, **kw
         )
+
+
+def _per_class(names: list[str], ap, tp_at, n_at, gt) -> dict[str, dict]:
+    """Point estimates per class that has detections (row 0: the images as they are)."""
+    return {
+        name: {
+            "AP50": round(float(ap[k][0]), 4),
+            "precision": round(float(tp_at[k][0] / n_at[k][0]), 4) if n_at[k][0] else None,
+            "recall": round(float(min(1.0, tp_at[k][0] / gt[k][0])), 4),
+        }
+        for k, name in enumerate(names)
+    }
 
 
 def true_figures(stats: DetectionStats, operating_conf: float = 0.25) -> dict:

@@ -61,6 +61,21 @@ def test_fitted_on_one_draw_it_recovers_another(count: str, tolerance: float) ->
         assert np.mean(found) <= tolerance, (metric, found)
 
 
+def test_per_class_figures_follow_the_class_that_got_worse() -> None:
+    """Moles found less surely: the mole class's estimated recall falls, the others' not."""
+    estimator = Estimator.fit(simulate(0, n=400), NAMES, floor=0.25)
+    plain = simulate(3)
+    worse = simulate(3)
+    moles = (worse.pred_cls == 1) & worse.tp[:, 0]
+    rng = np.random.default_rng(0)
+    worse.conf[moles] = rng.beta(2, 4, moles.sum())  # its true boxes now look unsure
+    before = estimator.estimate_stats(plain, n_boot=10)["classes"]
+    after = estimator.estimate_stats(worse, n_boot=10)["classes"]
+    assert set(before) == set(NAMES)
+    assert after["mole"]["recall"] < before["mole"]["recall"] - 0.15
+    assert abs(after["acne"]["recall"] - before["acne"]["recall"]) < 0.05
+
+
 def test_lesions_it_no_longer_finds_count_only_with_the_prior() -> None:
     """Counting lesions from the candidates alone cannot see the ones a shift hides; the
     validation rate of lesions per image (the default takes the larger) can."""

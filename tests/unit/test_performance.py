@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from skintwin.monitoring.performance import estimate_line, estimate_window, falls_line, write
+from skintwin.monitoring.performance import (
+    estimate_line,
+    estimate_markdown,
+    estimate_window,
+    falls_line,
+    write,
+)
 from skintwin.params import parse_params
 from skintwin.training.estimator import FIGURES, Estimator
 from tests.conftest import REPO
@@ -65,4 +71,5 @@ def test_the_estimate_is_a_panel_of_the_drift_report(tmp_path: Path) -> None:
     page = (tmp_path / "drift_report.html").read_text()
     assert page.index('id="performance-estimate"') < page.index("evidently")
     assert "<table>" in page and "skin-twin-detector v3" in page
+    assert "| class (whole window) |" in estimate_markdown(estimate)
     assert (tmp_path / "performance_estimate.json").is_file()
