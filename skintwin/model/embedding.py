@@ -82,48 +82,59 @@ def matrix(cells) -> np.ndarray:
     return np.asarray([np.asarray(c, np.float32) for c in cells], np.float32)
 
 
-class LayerTap:
-    """Pooled outputs of chosen layers of a torch model, per calling thread.
+class Tap:
+    """Pooled feature maps recorded during a prediction, per calling thread.
 
-    The hook stays registered; it records only while a thread has asked (`capture`), into
-    that thread's own list, so concurrent predictions never see each other's images.
+    Hooks stay registered on their modules; they record only while a thread has asked
+    (`start`), into that thread's own list, so concurrent predictions never see each
+    other's images. `pick` turns a module's output into rows (images × channels).
     """
 
-    def __init__(self, layers) -> None:
-        self._layers = layers  # an indexable of torch modules (Ultralytics' model.model)
-        self._hooked: set[int] = set()
+    def __init__(self) -> None:
+        self._hooked: dict[int, object] = {}  # id(module) -> module
         self._local = threading.local()
         self._lock = threading.Lock()
 
-    def _hook(self, index: int):
+    def attach(self, module, pick) -> None:
+        """Hook `module` once; its outputs pass through `pick` into the calling thread's
+        record while that thread records."""
+
         def record(_module, _inputs, output) -> None:
-            wanted = getattr(self._local, "wanted", None)
-            if wanted == index:
-                if getattr(output, "ndim", 0) != 4:  # e.g. a layer that returns several
-                    raise SkinTwinError(f"evaluate.embed_layer: layer {index} has no feature map")
-                pooled = output.float().mean(dim=(2, 3))  # global average pooling
-                self._local.found.append(pooled.detach().cpu().numpy())
+            if getattr(self._local, "on", False):
+                self._local.found.append(pick(output))
 
-        return record
-
-    def start(self, index: int) -> None:
-        if not 0 <= index < len(self._layers):
-            raise SkinTwinError(f"evaluate.embed_layer: {index} is not a layer of this model")
         with self._lock:
-            if index not in self._hooked:
-                self._layers[index].register_forward_hook(self._hook(index))
-                self._hooked.add(index)
-        self._local.wanted, self._local.found = index, []
+            if id(module) not in self._hooked:
+                module.register_forward_hook(record)
+                self._hooked[id(module)] = module  # held, so its id is never reused
+
+    def start(self) -> None:
+        self._local.on, self._local.found = True, []
 
     def rows(self, n_images: int) -> np.ndarray:
-        """The last `n_images` pooled rows recorded since `start` (a warm-up pass, when the
+        """The last `n_images` rows recorded since `start` (a warm-up pass, when the
         backend runs one, comes first)."""
         found = getattr(self._local, "found", [])
         rows = np.concatenate(found) if found else np.zeros((0, 0), np.float32)
         if len(rows) < n_images:
-            raise SkinTwinError(f"embedding: layer gave {len(rows)} rows for {n_images} images")
+            raise SkinTwinError(f"embedding: got {len(rows)} rows for {n_images} images")
         return rows[-n_images:]
 
     def stop(self) -> None:
         """This thread records nothing more (after a prediction, failed or not)."""
-        self._local.wanted, self._local.found = None, []
+        self._local.on, self._local.found = False, []
+
+
+def pool_feature_map(output) -> np.ndarray:
+    """A layer's feature map (batch × channels × h × w), globally average-pooled."""
+    if getattr(output, "ndim", 0) != 4:  # e.g. a layer that returns several
+        raise SkinTwinError("evaluate.embed_layer: that layer has no feature map")
+    return output.float().mean(dim=(2, 3)).detach().cpu().numpy()
+
+
+def onnx_embedding(output) -> np.ndarray:
+    """The embedding output of an exported model (its second graph output)."""
+    if not isinstance(output, list | tuple) or len(output) < 2:
+        raise SkinTwinError("this ONNX export has no embedding output; export it again")
+    value = output[1]
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)

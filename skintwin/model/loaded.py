@@ -49,6 +49,11 @@ class LoadedModel:
             return {"available": False, "reason": f"{self.name} v{self.version} has no estimator"}
         return json.loads(path.read_text())
 
+    @property
+    def runtime(self) -> str:
+        """ "onnx" or "pytorch": what the detector runs on."""
+        return getattr(self.detector, "runtime", "pytorch")
+
     @functools.cached_property
     def projection(self) -> Projection | None:
         """The version's embedding projection (`embedding.npz`, fitted at training time), or

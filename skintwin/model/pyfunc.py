@@ -25,7 +25,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
 from skintwin.data.images import DEFAULT_MAX_PIXELS, ImageError, decode_image
-from skintwin.model.embedding import LayerTap
+from skintwin.errors import SkinTwinError
+from skintwin.model.embedding import Tap, onnx_embedding, pool_feature_map
+from skintwin.model.onnx import export_imgsz
 from skintwin.model.yolo import load_weights
 
 log = logging.getLogger(__name__)
@@ -63,17 +65,41 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
     """YOLO detector behind the pyfunc interface; class names travel with the weights."""
 
     def load_context(self, context) -> None:
-        self.load(context.artifacts["weights"])
+        from skintwin.model.onnx import serving_weights
+
+        artifacts = context.artifacts
+        self.load(serving_weights(artifacts["weights"], artifacts.get("onnx"),
+                                  artifacts.get("parity")))  # fmt: skip
 
     def load(self, weights: str | Path) -> SkinTwinDetector:
-        """Load the weights (what `load_context` does, for a local `.pt` without MLflow)."""
+        """Load a `.pt`, or its `.onnx` export to run on ONNX Runtime (what `load_context`
+        does, for local weights without MLflow)."""
         from skintwin.runtime import configure_offline
 
         configure_offline(Path(weights).parent)
         self._model = load_weights(weights)
+        self.runtime = "onnx" if Path(weights).suffix == ".onnx" else "pytorch"
+        # an export predicts at the size it was exported (and parity-checked) at, as a .pt
+        # does at its training size, unless a caller says otherwise
+        self.imgsz = export_imgsz(weights) if self.runtime == "onnx" else None
         self.names = {int(k): v for k, v in self._model.names.items()}
-        self._tap = LayerTap(self._model.model.model)
+        self._tap = Tap()
         return self
+
+    def _tap_embedding(self, layer: int, kwargs: dict) -> None:
+        """Hook what gives the embedding in the module Ultralytics' predictor runs (its own
+        copy of the model): the layer (PyTorch), or the ONNX model's second output. The
+        predictor is made by a first prediction with the same settings."""
+        if self._model.predictor is None:
+            self._model.predict(np.zeros((32, 32, 3), np.uint8), **kwargs)
+        backend = self._model.predictor.model
+        if self.runtime == "onnx":
+            self._tap.attach(backend, onnx_embedding)
+            return
+        layers = backend.model.model
+        if not 0 <= layer < len(layers):
+            raise SkinTwinError(f"evaluate.embed_layer: {layer} is not a layer of this model")
+        self._tap.attach(layers[layer], pool_feature_map)
 
     def predict(self, context, model_input, params: dict | None = None) -> list[dict]:
         params = params or {}
@@ -102,10 +128,11 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
         layer = params.get("embed_layer")
         kwargs = {"conf": float(params.get("conf", 0.25)), "verbose": False}
         kwargs["device"] = params.get("device", "cpu")
-        if int(params.get("imgsz", 0) or 0):
-            kwargs["imgsz"] = int(params["imgsz"])
+        if int(params.get("imgsz", 0) or 0) or getattr(self, "imgsz", None):
+            kwargs["imgsz"] = int(params.get("imgsz", 0) or 0) or self.imgsz
         if layer is not None:
-            self._tap.start(int(layer))
+            self._tap_embedding(int(layer), kwargs)
+            self._tap.start()
         try:
             # Ultralytics expects BGR arrays, as OpenCV reads them.
             results = self._model.predict([im[..., ::-1] for im in images], **kwargs)

@@ -32,11 +32,12 @@ def _yolo(source: str):
     quiet_ultralytics()
     from ultralytics import YOLO
 
-    return YOLO(source)
+    # an export carries its task in its metadata; naming it spares Ultralytics a guess
+    return YOLO(source, task="detect") if source.endswith(".onnx") else YOLO(source)
 
 
 def load_weights(weights: str | Path):
-    """A YOLO model from a local weights file."""
+    """A YOLO model from a local weights file (`.pt`, or its `.onnx` export)."""
     weights = Path(weights)
     if not weights.is_file():
         raise SkinTwinError(f"{weights}: weights file not found")

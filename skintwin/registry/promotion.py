@@ -18,6 +18,7 @@ from skintwin.errors import SkinTwinError
 from skintwin.params import Params, load_params
 from skintwin.project import ProjectPaths
 from skintwin.registry import aliases, card, change_control, client
+from skintwin.registry.artifacts import runtime_tags, version_artifacts
 from skintwin.registry.gate import Decision, decide
 from skintwin.registry.lineage import collect_lineage, trained_elsewhere
 from skintwin.training.evaluation import Evaluation, evaluate_weights
@@ -140,11 +141,8 @@ def _register(
     tags = {f"lineage.{k}": str(v) for k, v in lineage.items()}
     tags |= {f"metric.{k}": str(v) for k, v in evaluation.flat().items()}
     card.texts(paths.root)  # a project without its card's text fails before registering
-    extra = {  # fitted with this run's evaluation (not for weights brought from elsewhere)
-        key: paths.evaluate_dir / file
-        for key, file in (("estimator", "estimator.json"), ("embedding", "embedding.npz"))
-        if (paths.evaluate_dir / file).is_file() and not source_weights
-    }
+    extra = {} if source_weights else version_artifacts(paths.evaluate_dir)
+    tags |= runtime_tags(extra.get("parity"))
     version = client.log_and_register(weights, run_id, name, tags, extra)
     why = f"new candidate of run {run_id}"
     aliases.move(paths.root, name, client.CHALLENGER, version, "register", why)

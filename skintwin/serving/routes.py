@@ -105,6 +105,7 @@ def health(request: Request) -> dict:
         "model": m.name,
         "version": m.version,
         "source": m.source,
+        "runtime": m.runtime,  # onnx (its export passed the parity check) or pytorch
         "store_reachable": store_ok,
     }
 

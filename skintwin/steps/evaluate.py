@@ -22,11 +22,12 @@ from skintwin.training import charts
 from skintwin.training.embedding import fit_projection
 from skintwin.training.estimator import fit_for_version
 from skintwin.training.evaluation import Evaluation, evaluate_weights
+from skintwin.training.parity import export_checked
 
 log = logging.getLogger(__name__)
 OUTPUTS = frozenset(
     {"metrics.json", "pr_curve.csv", "confusion.csv", "charts", "test_stats.npz"}
-    | {"estimator.json", "embedding.npz"}
+    | {"estimator.json", "embedding.npz", "model.onnx", "parity.json"}
 )  # what this step writes
 
 
@@ -42,7 +43,8 @@ def run_evaluate(
 ) -> Evaluation:
     """Evaluate `weights` on `dataset`'s test split and write the reports into `out`; fit
     the label-free performance estimator on the validation split (`estimator.json`) and the
-    drift embedding's projection on the training split (`embedding.npz`)."""
+    drift embedding's projection on the training split (`embedding.npz`); export the ONNX
+    model (`model.onnx`) and check it against the `.pt` on the test split (`parity.json`)."""
     inputs = [dataset, Path(weights).parent]
     check_output_dir(out, "evaluate", inputs, OUTPUTS)  # before the work, not after
     result = evaluate_weights(weights, dataset, params, metric, device)
@@ -54,6 +56,9 @@ def run_evaluate(
         atomic_write_json(tmp / "metrics.json", result.metrics_doc())
         atomic_write_json(tmp / "estimator.json", estimator)
         projection.save(tmp / "embedding.npz")
+        parity = export_checked(weights, tmp / "model.onnx", dataset, result, operating_conf,
+                                serving_imgsz or params.imgsz, projection.layer)  # fmt: skip
+        atomic_write_json(tmp / "parity.json", parity)
         result.save_stats(tmp / "test_stats.npz")
         names = list(result.pr_curves)
         with (tmp / "pr_curve.csv").open("w", newline="") as fh:

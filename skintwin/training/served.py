@@ -52,28 +52,31 @@ def match(dets: list[dict], classes: np.ndarray, boxes: np.ndarray, names) -> np
     return tp
 
 
-def served_stats(
-    weights: Path, images: list[Path], labels: Path, names, conf: float, imgsz: int
-) -> DetectionStats:
-    """The service's detections on `images` (labels in `labels/<stem>.txt`), matched."""
+def served_predictions(weights: Path, images: list[Path], conf: float, imgsz: int) -> list[dict]:
+    """The service's predictions for `images` from `weights` (a `.pt` or an `.onnx`)."""
     from skintwin.model.pyfunc import SkinTwinDetector
 
     detector = SkinTwinDetector().load(weights)
-    tp, confs, cls_, det_image, gt_cls, gt_image = [], [], [], [], [], []
-    index = {n: k for k, n in enumerate(names)}
+    out: list[dict] = []
     for start in range(0, len(images), 16):
         chunk = [decode_image(p) for p in images[start : start + 16]]
-        preds = detector.predict_pixels(chunk, {"conf": conf, "imgsz": imgsz})
-        for k, (path, pred) in enumerate(zip(images[start : start + 16], preds, strict=True)):
-            i = start + k
-            classes, boxes = _truth(labels / f"{path.stem}.txt", pred["width"], pred["height"])
-            dets = [d for d in pred["detections"] if d["class_name"] in index]
-            tp += match(dets, classes, boxes, names).tolist()
-            confs += [d["confidence"] for d in dets]
-            cls_ += [index[d["class_name"]] for d in dets]
-            det_image += [i] * len(dets)
-            gt_cls += classes.tolist()
-            gt_image += [i] * len(classes)
+        out += detector.predict_pixels(chunk, {"conf": conf, "imgsz": imgsz})
+    return out
+
+
+def matched_stats(preds: list[dict], images: list[Path], labels: Path, names) -> DetectionStats:
+    """Predictions of `images` (labels in `labels/<stem>.txt`) matched to their labels."""
+    tp, confs, cls_, det_image, gt_cls, gt_image = [], [], [], [], [], []
+    index = {n: k for k, n in enumerate(names)}
+    for i, (path, pred) in enumerate(zip(images, preds, strict=True)):
+        classes, boxes = _truth(labels / f"{path.stem}.txt", pred["width"], pred["height"])
+        dets = [d for d in pred["detections"] if d["class_name"] in index]
+        tp += match(dets, classes, boxes, names).tolist()
+        confs += [d["confidence"] for d in dets]
+        cls_ += [index[d["class_name"]] for d in dets]
+        det_image += [i] * len(dets)
+        gt_cls += classes.tolist()
+        gt_image += [i] * len(classes)
     return DetectionStats(
         files=tuple(p.name for p in images),
         tp=np.repeat(np.array(tp, bool).reshape(-1, 1), N_IOU, axis=1),
@@ -83,3 +86,10 @@ def served_stats(
         gt_cls=np.array(gt_cls, int),
         gt_image=np.array(gt_image, int),
     )
+
+
+def served_stats(
+    weights: Path, images: list[Path], labels: Path, names, conf: float, imgsz: int
+) -> DetectionStats:
+    """The service's detections on `images` (labels in `labels/<stem>.txt`), matched."""
+    return matched_stats(served_predictions(weights, images, conf, imgsz), images, labels, names)

@@ -84,6 +84,7 @@ def test_predict_returns_detections_and_logs_a_row(service, champion: Path) -> N
     assert matrix(rows["embedding"]).shape[0] == 4 and rows["embedding"].notna().all()
     health = httpx.get(f"{url}/health").json()
     assert health["model_loaded"] and health["store_reachable"]
+    assert health["runtime"] == "onnx"  # the champion's export passed its parity check
     metrics = httpx.get(f"{url}/metrics").text
     assert 'skintwin_requests_total{endpoint="/predict",status="200"}' in metrics
     assert "skintwin_request_latency_seconds_bucket" in metrics
