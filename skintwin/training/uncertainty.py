@@ -53,16 +53,22 @@ def ap_rows(tp: np.ndarray, weights: np.ndarray, n_gt: np.ndarray) -> np.ndarray
         weights: (B, D) each detection's count in each resample.
         n_gt: (B,) this class's ground-truth boxes in each resample.
     """
+    rows, d = weights.shape
+    # the detections seen are whole counts, exact in float32 (far below 2**24); true
+    # positives may be fractional (the estimator's probabilities): float64. The curve is
+    # written in place with Ultralytics' sentinels (precision falls to 0 after the last
+    # detection) rather than stacked from copies: about twice as fast, the same APs.
     tpc = np.cumsum(weights * tp, axis=1, dtype=np.float64)
-    seen = np.cumsum(weights, axis=1, dtype=np.float64)
-    recall = tpc / (n_gt[:, None] + 1e-16)
-    precision = np.divide(tpc, seen, out=np.zeros_like(tpc), where=seen > 0)
-    rows = len(weights)
-    # sentinels as Ultralytics' compute_ap: precision falls to 0 after the last detection
-    last = recall[:, -1:] if recall.shape[1] else np.ones((rows, 1))
-    mrec = np.hstack([np.zeros((rows, 1)), recall, last, np.ones((rows, 1))])
-    mpre = np.hstack([np.ones((rows, 1)), precision, np.zeros((rows, 2))])
-    mpre = np.flip(np.maximum.accumulate(np.flip(mpre, axis=1), axis=1), axis=1)
+    seen = np.cumsum(weights, axis=1, dtype=np.float32)
+    mrec = np.empty((rows, d + 3))
+    mrec[:, 0] = 0.0
+    np.divide(tpc, n_gt[:, None] + 1e-16, out=mrec[:, 1 : d + 1])
+    mrec[:, d + 1] = mrec[:, d] if d else 1.0
+    mrec[:, d + 2] = 1.0
+    mpre = np.zeros((rows, d + 3))
+    mpre[:, 0] = 1.0
+    np.divide(tpc, seen, out=mpre[:, 1 : d + 1], where=seen > 0)
+    mpre = np.maximum.accumulate(mpre[:, ::-1], axis=1)[:, ::-1]
     curve = _interp_rows(_GRID, mrec, mpre)
     return ((curve[:, 1:] + curve[:, :-1]) / 2 * np.diff(_GRID)).sum(axis=1)
 
@@ -93,11 +99,22 @@ def weighted_map(stats: DetectionStats, weights: np.ndarray, metric: str = "mAP5
         if sel.size == 0:  # never detected: AP 0, as `ap_per_class` (not compute_ap's 0.5)
             per_class[:, k] = np.where(n_gt > 0, 0.0, np.nan)
             continue
-        w = weights[:, stats.det_image[sel]]
-        aps = [ap_rows(stats.tp[sel, t], w, n_gt) for t in METRIC_IOUS[metric]]
+        aps = [_ap_to_last_hit(stats, sel, t, weights, n_gt) for t in METRIC_IOUS[metric]]
         per_class[:, k] = np.where(n_gt > 0, np.mean(aps, axis=0), np.nan)
     with np.errstate(all="ignore"):
         return np.nanmean(per_class, axis=1) if len(classes) else np.zeros(len(weights))
+
+
+def _ap_to_last_hit(stats: DetectionStats, sel: np.ndarray, t: int, weights, n_gt) -> np.ndarray:
+    """`ap_rows` over a class's detections `sel` (by descending confidence) up to its last
+    true positive at IoU column t. What follows it are false positives at the final recall:
+    they never raise the precision envelope, so every AP is the same without them, and a
+    model scored down to confidence 0.001 has thousands of them (often ~90%)."""
+    hits = np.flatnonzero(stats.tp[sel, t])
+    if hits.size == 0:
+        return np.zeros(len(weights))
+    keep = sel[: hits[-1] + 1]
+    return ap_rows(stats.tp[keep, t], weights[:, stats.det_image[keep]], n_gt)
 
 
 def interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
