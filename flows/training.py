@@ -11,6 +11,8 @@ leaves `dvc.lock` current; registration and the promotion gate run after the sta
 from __future__ import annotations
 
 import argparse
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow
@@ -42,11 +44,24 @@ def training_flow(
     root = str(resolve_root(project_dir))
     set_data_path(Path(root), data_path)
     stages = [reproduce_stage(s, root, force=force_train and s == "train") for s in STAGES]
-    evaluation = read_evaluation(root)
-    candidate = register_candidate(root, evaluation)
-    decision = gate_candidate(root, candidate, evaluation)
+    seconds = {s["stage"]: s["seconds"] for s in stages}
+    with _clock(seconds, "register"):
+        evaluation = read_evaluation(root)
+        candidate = register_candidate(root, evaluation)
+    with _clock(seconds, "gate"):
+        decision = gate_candidate(root, candidate, evaluation)
     publish_summary(stages, evaluation, decision)
-    return {"stages": stages, "candidate": candidate, "decision": decision}
+    print("where the time went: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    return {"stages": stages, "candidate": candidate, "decision": decision, "seconds": seconds}
+
+
+@contextmanager
+def _clock(into: dict, name: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[name] = round(time.perf_counter() - start, 2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from prefect import task
@@ -32,9 +33,10 @@ def reproduce_stage(stage: str, root: str, force: bool = False) -> dict:
     """`dvc repro <stage>` (and any stale upstream stage), its output forwarded to the run log.
 
     Returns:
-        {"stage", "ran": [stages run], "skipped": [stages found unchanged]}.
+        {"stage", "ran": [stages run], "skipped": [stages found unchanged], "seconds"}.
     """
     logger = get_run_logger()
+    start = time.perf_counter()
     cmd = [
         sys.executable,
         "-m",
@@ -70,4 +72,5 @@ def reproduce_stage(stage: str, root: str, force: bool = False) -> dict:
         )
     if stage in skipped:
         logger.info("stage '%s' is up to date: DVC skipped it", stage)
-    return {"stage": stage, "ran": ran, "skipped": skipped}
+    seconds = round(time.perf_counter() - start, 2)
+    return {"stage": stage, "ran": ran, "skipped": skipped, "seconds": seconds}
