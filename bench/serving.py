@@ -76,6 +76,92 @@ def _load(url: str, images: list[bytes], conc: int, total: int) -> tuple[list[fl
     return lat, time.perf_counter() - t0
 
 
+def _side_by_side(
+    project: Path, work: Path, images: list[bytes], n: int, variants: dict[str, dict]
+) -> dict[str, list[float]]:
+    """/predict latencies (ms) of one service per variant (its extra environment), all up
+    at once, each request going to every service in turn (order alternating)."""
+    import httpx
+
+    from skintwin.ops.processes import free_port, start_service
+
+    urls, procs = {}, []
+    try:
+        for name, extra in variants.items():
+            port = free_port()
+            env = {"SKINTWIN_MONITOR_DB": f"sqlite:///{work / (name + '.db')}",
+                   "SKINTWIN_RELOAD_INTERVAL_S": "3600", **extra}  # fmt: skip
+            procs.append(start_service(project, port, work / f"{name}.log", **env))
+            urls[name] = f"http://127.0.0.1:{port}/predict"
+        lat: dict[str, list[float]] = {name: [] for name in urls}
+        with httpx.Client(timeout=120) as c:
+            for url in urls.values():
+                c.post(url, content=images[0])  # warm-up
+            for i in range(n):
+                order = list(urls.items())
+                for name, url in order if i % 2 else order[::-1]:
+                    t = time.perf_counter()
+                    assert c.post(url, content=images[i % len(images)]).status_code == 200
+                    lat[name].append((time.perf_counter() - t) * 1000)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return lat
+
+
+def _runtimes(project: Path, work: Path, images: list[bytes], n: int) -> list[Row]:
+    """ONNX Runtime against the `.pt`, and the cost of storing the embedding: /predict p50
+    side by side, and batch scoring's images/s through one session."""
+    from bench.drift import _projection
+    from skintwin.model.onnx import export_onnx
+    from skintwin.params import load_params
+
+    params = load_params(project / "params.yaml")
+    weights = project / "models/train/weights/best.pt"
+    projection = _projection(project, params, work)
+    onnx = project / "reports/evaluate/model.onnx"
+    if not onnx.is_file():  # a bench model evaluated before the stage exported one
+        onnx = export_onnx(weights, work / "model.onnx", params.evaluate.imgsz, 6)
+    embed = {"SKINTWIN_SERVE_EMBEDDING": str(projection)}
+    lat = _side_by_side(project, work, images, n, {
+        "pt": {"SKINTWIN_SERVE_WEIGHTS": str(weights)},
+        "pt+embedding": {"SKINTWIN_SERVE_WEIGHTS": str(weights), **embed},
+        "onnx+embedding": {"SKINTWIN_SERVE_WEIGHTS": str(onnx), **embed},
+    })  # fmt: skip
+    p50 = {name: statistics.median(v) for name, v in lat.items()}
+    rates = _batch_rates(work, {"pt": weights, "onnx": onnx}, projection, params)
+    return [
+        Row("/predict p50 on ONNX Runtime", p50["onnx+embedding"], "ms", p50["pt+embedding"],
+            "the .pt", "≥ 1.5× faster", p50["pt+embedding"] / p50["onnx+embedding"] >= 1.5),
+        Row("batch scoring on ONNX Runtime, images/s", rates["onnx"], "/s", rates["pt"],
+            "the .pt", "≥ 1.5×", rates["onnx"] / rates["pt"] >= 1.5),
+        Row("/predict p50 storing the embedding", p50["pt+embedding"], "ms", p50["pt"],
+            "not storing it", "≤ 1.10×", p50["pt+embedding"] / p50["pt"] <= 1.10),
+    ]  # fmt: skip
+
+
+def _batch_rates(work: Path, weights: dict[str, Path], projection: Path, params) -> dict:
+    """Images per second of batch scoring (chunks of 16 through one session) per runtime."""
+    from skintwin.model.loaded import LoadedModel
+    from skintwin.monitoring.scoring import plan_batch, score_batch
+    from skintwin.steps.generate import run_generate
+
+    folder = work / "batch"
+    if not folder.is_dir():
+        gen = params.generate.model_copy(update={"n_images": 200, "seed": 77})
+        run_generate(folder, gen, labels=False, workers=2)
+    batch = plan_batch(folder / "images", "bench")
+    rates = {}
+    for name, path in weights.items():
+        model = LoadedModel.from_weights(path, projection)
+        score_batch(model, batch, 0.25, params.evaluate.imgsz, 10**8)  # warm-up
+        start = time.perf_counter()
+        score_batch(model, batch, 0.25, params.evaluate.imgsz, 10**8)
+        rates[name] = len(batch.images) / (time.perf_counter() - start)
+    return rates
+
+
 def run(work: Path, size: str, project: Path) -> list[Row]:
     from skintwin.ops.processes import free_port, start_service
 
@@ -125,7 +211,7 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
                     "bare predict, 1 stream",
                 ),
             ]
-        return rows
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    return rows + _runtimes(project, work, images, s["requests"])
