@@ -4,7 +4,9 @@
 
 POST /predict (multipart `file` or raw image bytes; `?conf=`), POST /predict/batch
 (multipart `files`), GET /health, GET /metrics (Prometheus text), POST /reload, and the
-OpenAPI schema at /openapi.json. Uploads are checked from their bytes (type, size, pixel
+OpenAPI schema at /openapi.json. With SKINTWIN_API_TOKEN set every route but /health needs
+`Authorization: Bearer <token>`; off loopback the service will not start without one
+(`auth.py`). Uploads are checked from their bytes (type, size, pixel
 count, decodability) before any inference; a bad request gets a 4xx JSON error. Every
 prediction is logged through the monitor after the response is sent.
 """
@@ -21,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from skintwin.serving.auth import BearerAuth, check_exposure
 from skintwin.serving.limits import BodyLimits
 from skintwin.serving.routes import router
 from skintwin.serving.settings import Settings
@@ -54,6 +57,7 @@ def create_app(
     app.state.service = state
     app.include_router(router)
     app.add_middleware(BodyLimits, settings=state.settings)
+    app.add_middleware(BearerAuth, token=state.settings.token)  # outermost: checked first
     app.add_exception_handler(BadImage, _refused)
     app.add_exception_handler(ClientGone, _gone)
     app.add_exception_handler(RequestValidationError, _invalid)
@@ -81,7 +85,10 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
 
 
 def serve(host: str = "127.0.0.1", port: int = 8080, project_dir: str | None = None) -> None:
-    """Run the service with uvicorn until interrupted."""
+    """Run the service with uvicorn until interrupted; past loopback only with a token."""
     import uvicorn
 
-    uvicorn.run(create_app(project_dir=project_dir), host=host, port=port, log_level="info")
+    settings = Settings.from_env()
+    check_exposure(host, settings.token)  # before loading anything
+    app = create_app(settings, project_dir=project_dir)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -8,7 +8,7 @@ anything in).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from skintwin.io import env_number
 
@@ -27,6 +27,7 @@ class Settings:
     weights: str | None = None  # a local .pt to serve instead of the registry's champion
     embedding: str | None = None  # ... and its embedding projection (evaluate's embedding.npz)
     conf: float = 0.25
+    token: str | None = field(default=None, repr=False)  # SKINTWIN_API_TOKEN: never shown
 
     @property
     def max_request_bytes(self) -> int:
@@ -47,4 +48,5 @@ class Settings:
             reload_interval_s=env_number("SKINTWIN_RELOAD_INTERVAL_S", 30, 0.5, 86_400),
             weights=os.environ.get("SKINTWIN_SERVE_WEIGHTS") or None,
             embedding=os.environ.get("SKINTWIN_SERVE_EMBEDDING") or None,
+            token=os.environ.get("SKINTWIN_API_TOKEN") or None,
         )

@@ -377,3 +377,51 @@ def test_service_and_batch_read_an_exif_rotated_photo_the_same_way(
     row = score_batch(model, plan_batch(tmp_path / "batch", "rot"), 0.05, 64, 40_000_000)[0]
     assert (served["width"], served["height"]) == (row["width"], row["height"])
     assert [d["box"] for d in served["detections"]] == [d["box"] for d in row["detections"]]
+
+
+# ---- past loopback, nobody unknown gets in (issue #16) ----
+
+
+def test_off_loopback_without_a_token_the_service_will_not_start(champion: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SKINTWIN_API_TOKEN"}
+    run = subprocess.run(
+        [sys.executable, "-m", "skintwin", "serve", "--host", "0.0.0.0", "--port",
+         str(free_port()), "--project-dir", str(champion)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert "refusing to serve on 0.0.0.0 without SKINTWIN_API_TOKEN" in run.stderr + run.stdout
+
+
+def test_with_a_token_every_route_but_health_needs_it_and_a_refusal_logs_nothing(
+    champion: Path, tmp_path: Path
+) -> None:
+    from skintwin.monitoring.store import PredictionStore
+
+    token = "t0k-" + os.urandom(12).hex()
+    port, store = free_port(), tmp_path / "predictions.db"
+    proc = start_service(champion, port, tmp_path / "service.log", SKINTWIN_API_TOKEN=token,
+                         SKINTWIN_MONITOR_DB=f"sqlite:///{store}",
+                         MLFLOW_TRACKING_URI=f"sqlite:///{champion / 'mlflow.db'}")  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert httpx.get(f"{url}/health").status_code == 200  # a probe needs no secret
+        for bad in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+            r = httpx.post(f"{url}/predict", content=_jpeg(champion), headers=bad, timeout=60)
+            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        for method, path in (("GET", "/metrics"), ("POST", "/reload"), ("GET", "/docs"),
+                             ("GET", "/openapi.json"), ("POST", "/predict/batch")):  # fmt: skip
+            assert httpx.request(method, f"{url}{path}").status_code == 401, path
+        time.sleep(1.5)  # a logged row would be written by now
+        assert PredictionStore(f"sqlite:///{store}").count() == 0
+        ok = httpx.post(f"{url}/predict", content=_jpeg(champion), timeout=60,
+                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert ok.status_code == 200, ok.text
+        deadline = time.time() + 10
+        while PredictionStore(f"sqlite:///{store}").count() < 1 and time.time() < deadline:
+            time.sleep(0.2)
+        assert PredictionStore(f"sqlite:///{store}").count() == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert token not in (tmp_path / "service.log").read_text()  # never logged
