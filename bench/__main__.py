@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench import drift, estimate, gate, monitoring, serving, training
+from bench import drift, estimate, gate, load, monitoring, serving, training
 from bench.common import save, table
 
 
@@ -21,7 +21,7 @@ def main() -> int:
     parser.add_argument("--size", choices=["small", "default"], default="small")
     parser.add_argument(
         "--only",
-        choices=["training", "monitoring", "serving", "gate", "drift", "estimate"],
+        choices=["training", "monitoring", "serving", "load", "gate", "drift", "estimate"],
         action="append",
     )
     args = parser.parse_args()
@@ -31,12 +31,15 @@ def main() -> int:
         work = Path(tmp)
         if not args.only or "monitoring" in args.only:
             rows += monitoring.run(work / "monitoring", args.size)
-        want = set(args.only or ["monitoring", "training", "serving", "gate", "drift", "estimate"])
-        if want & {"training", "serving", "gate", "drift", "estimate"}:
+        every = ["monitoring", "training", "serving", "load", "gate", "drift", "estimate"]
+        want = set(args.only or every)
+        if want & {"training", "serving", "load", "gate", "drift", "estimate"}:
             train_rows, project = training.run(work / "training", args.size)
             rows += train_rows if "training" in want else []
             if "serving" in want:
                 rows += serving.run(work / "serving", args.size, project)
+            if "load" in want:
+                rows += load.run(work / "load", args.size, project)
             if "gate" in want:
                 rows += gate.run(work / "gate", args.size, project)
             if "drift" in want:

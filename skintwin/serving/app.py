@@ -66,7 +66,8 @@ def create_app(
 
 async def _refused(request: Request, exc: BadImage) -> JSONResponse:
     request.app.state.service.metrics.requests.labels(request.url.path, str(exc.status)).inc()
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+    retry = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=retry)
 
 
 async def _gone(request: Request, exc: ClientGone) -> Response:

@@ -27,8 +27,23 @@ def _state(request: Request) -> ServiceState:
 async def _serve(
     request: Request, background: BackgroundTasks, conf: float | None, field: str
 ) -> tuple[list[dict], object, float]:
-    """Check the uploads, predict, and log after the response: (predictions, model, ms)."""
+    """Admit, check the uploads, predict, and log after the response."""
     state = _state(request)
+    # the event loop is one thread: the count needs no lock. Past the limit a request is
+    # shed before its body is read, and the client is told when to come back.
+    if state.inflight >= state.settings.max_inflight:
+        raise BadImage(503, f"busy: {state.inflight} requests in progress", retry_after_s=1)
+    state.inflight += 1
+    try:
+        return await _predict(request, background, conf, field, state)
+    finally:
+        state.inflight -= 1
+
+
+async def _predict(
+    request: Request, background: BackgroundTasks, conf: float | None, field: str, state
+) -> tuple[list[dict], object, float]:
+    """Check the uploads, predict, and log after the response: (predictions, model, ms)."""
     start = time.perf_counter()
     blobs = await read_uploads(request, field, state.settings)
     images = check_images(blobs, state.settings)

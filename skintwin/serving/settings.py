@@ -22,6 +22,7 @@ class Settings:
     max_request_pixels: int = 64_000_000  # all images of one request together
     max_batch: int = 16  # images in one /predict/batch request
     timeout_s: float = 30.0  # inference
+    max_inflight: int = 64  # requests admitted at once; more are shed with 503 + Retry-After
     upload_timeout_s: float = 20.0  # receiving a request's body, however slowly it comes
     reload_interval_s: float = 30.0
     weights: str | None = None  # a local .pt to serve instead of the registry's champion
@@ -44,6 +45,7 @@ class Settings:
             ),
             max_batch=int(env_number("SKINTWIN_MAX_BATCH", 16, 1, 256)),
             timeout_s=env_number("SKINTWIN_REQUEST_TIMEOUT_S", 30, 0.1, 3600),
+            max_inflight=int(env_number("SKINTWIN_MAX_INFLIGHT", 64, 1, 10_000)),
             upload_timeout_s=env_number("SKINTWIN_UPLOAD_TIMEOUT_S", 20, 0.1, 3600),
             reload_interval_s=env_number("SKINTWIN_RELOAD_INTERVAL_S", 30, 0.5, 86_400),
             weights=os.environ.get("SKINTWIN_SERVE_WEIGHTS") or None,

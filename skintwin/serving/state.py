@@ -79,6 +79,7 @@ class ServiceState:
         self.monitor = ModelMonitor(store_url, project_dir=project_dir)
         self.metrics = Metrics()
         self.stop = threading.Event()
+        self.inflight = 0  # admitted requests not yet answered (event-loop thread only)
 
     def poll(self) -> None:
         """Until stopped: follow the alias, and replay journalled predictions into the

@@ -22,11 +22,12 @@ _SIGNATURES = (
 
 
 class BadImage(Exception):
-    """A request the service refuses: status code and message."""
+    """A request the service refuses: status code and message (and, for 429/503, when to
+    try again)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.retry_after_s = status, message, retry_after_s
 
 
 class ClientGone(Exception):

@@ -1,0 +1,101 @@
+"""Load on the service (loopback only): N concurrent clients for a while, then 4x that
+(overload), then N again (recovery). Every 200 must be logged exactly once; overload must
+be shed with 429/503 and Retry-After, never answered with another 5xx or a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.common import Row
+
+SIZES = {
+    "small": {"clients": 8, "seconds": 10, "overload_s": 5},
+    "default": {"clients": 32, "seconds": 60, "overload_s": 20},
+}
+
+
+async def _clients(url: str, images: list[bytes], n: int, seconds: float) -> dict:
+    """`n` keep-alive clients posting as fast as answered for `seconds`: statuses,
+    latencies (ms) of the 200s, and whether every 503/429 carried Retry-After."""
+    import httpx
+
+    statuses: Counter = Counter()
+    latencies: list[float] = []
+    retry_ok = True
+    stop = time.perf_counter() + seconds
+
+    async def client(k: int, c: httpx.AsyncClient) -> None:
+        nonlocal retry_ok
+        i = k
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            try:
+                r = await c.post(url, content=images[i % len(images)])
+            except httpx.HTTPError as exc:
+                statuses[type(exc).__name__] += 1
+                continue
+            statuses[r.status_code] += 1
+            if r.status_code == 200:
+                latencies.append((time.perf_counter() - t) * 1000)
+            elif r.status_code in (429, 503):
+                retry_ok &= "retry-after" in r.headers
+                await asyncio.sleep(min(1.0, float(r.headers.get("retry-after", 1))) / 4)
+            i += 1
+
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as c:
+        await asyncio.gather(*(client(k, c) for k in range(n)))
+    return {"statuses": statuses, "latencies": sorted(latencies), "retry_after": retry_ok}
+
+
+def _pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def run(work: Path, size: str, project: Path) -> list[Row]:
+    from bench.serving import _images
+    from skintwin.monitoring.store import PredictionStore
+    from skintwin.ops.processes import free_port, start_service
+
+    s = SIZES[size]
+    work.mkdir(parents=True, exist_ok=True)
+    images = _images(work, 20)
+    store_url = f"sqlite:///{work / 'load.db'}"
+    port = free_port()
+    proc = start_service(project, port, work / "load.log", SKINTWIN_MONITOR_DB=store_url,
+                         SKINTWIN_SERVE_WEIGHTS=str(project / "models/train/weights/best.pt"),
+                         SKINTWIN_RELOAD_INTERVAL_S="3600")  # fmt: skip
+    url = f"http://127.0.0.1:{port}/predict"
+    try:
+        phases = {
+            "nominal": asyncio.run(_clients(url, images, s["clients"], s["seconds"])),
+            "overload": asyncio.run(_clients(url, images, 4 * s["clients"], s["overload_s"])),
+            "recovery": asyncio.run(_clients(url, images, s["clients"], s["overload_s"])),
+        }
+        time.sleep(3)  # rows are written after each response
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    ok = sum(p["statuses"][200] for p in phases.values())
+    stored = PredictionStore(store_url).count()
+    rows = []
+    for name, p in phases.items():
+        st = p["statuses"]
+        other_5xx = sum(v for k, v in st.items() if isinstance(k, int) and k >= 500 and k != 503)
+        errors = sum(v for k, v in st.items() if not isinstance(k, int))
+        shed = st[503] + st[429]
+        clients = s["clients"] * (4 if name == "overload" else 1)
+        print(f"load bench: {name}: {clients} clients, statuses {dict(st)}")
+        rows.append(Row(f"load {name} ({clients} clients): 200s/s, shed {shed}, other 5xx "
+                        f"{other_5xx}, errors {errors}; p99 {_pct(p['latencies'], 0.99):.0f} ms",
+                        st[200] / (s["overload_s"] if name != "nominal" else s["seconds"]), "/s",
+                        target="no other 5xx" + ("; sheds" if name == "overload" else ""),
+                        ok=other_5xx == 0 and errors == 0 and p["retry_after"]
+                        and (name != "overload" or shed > 0)
+                        and (name == "overload" or shed == 0)))  # fmt: skip
+    rows.append(Row(f"rows stored for {ok} answered 200", stored, "", ok, "200s", "equal",
+                    stored == ok))  # fmt: skip
+    return rows
