@@ -15,7 +15,7 @@ from skintwin.project import ProjectPaths
 BATCHES = (("batch-normal", "none", 101), ("batch-lighting", "lighting", 102))
 
 
-def run_demo(paths: ProjectPaths, batch_images: int = 80) -> dict:
+def run_demo(paths: ProjectPaths, batch_images: int = 200) -> dict:
     """Returns the training decision and, per batch, the drift verdict and report folder."""
     from flows.batch_inference import batch_inference_flow
     from flows.drift import drift_flow
