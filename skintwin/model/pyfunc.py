@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import threading
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -84,6 +85,7 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
         self.imgsz = export_imgsz(weights) if self.runtime == "onnx" else None
         self.names = {int(k): v for k, v in self._model.names.items()}
         self._tap = Tap()
+        self._lock = threading.Lock()
         return self
 
     def _tap_embedding(self, layer: int, kwargs: dict) -> None:
@@ -130,15 +132,19 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
         kwargs["device"] = params.get("device", "cpu")
         if int(params.get("imgsz", 0) or 0) or getattr(self, "imgsz", None):
             kwargs["imgsz"] = int(params.get("imgsz", 0) or 0) or self.imgsz
-        if layer is not None:
-            self._tap_embedding(int(layer), kwargs)
-            self._tap.start()
-        try:
-            # Ultralytics expects BGR arrays, as OpenCV reads them.
-            results = self._model.predict([im[..., ::-1] for im in images], **kwargs)
-            pooled = self._tap.rows(len(images)) if layer is not None else None
-        finally:
-            self._tap.stop()
+        bgr = [im[..., ::-1] for im in images]  # Ultralytics expects BGR, as OpenCV reads
+        # One prediction at a time per model: Ultralytics builds its predictor on first use
+        # without a lock (a second thread can find it half set up), and runs inference
+        # under its own lock anyway, so this costs no throughput.
+        with self._lock:
+            if layer is not None:
+                self._tap_embedding(int(layer), kwargs)
+                self._tap.start()
+            try:
+                results = self._model.predict(bgr, **kwargs)
+                pooled = self._tap.rows(len(images)) if layer is not None else None
+            finally:
+                self._tap.stop()
         out = [self._to_dict(im, r) for im, r in zip(images, results, strict=True)]
         for item, row in zip(out, pooled if pooled is not None else [], strict=False):
             item["pooled"] = row

@@ -30,8 +30,10 @@ async def _serve(
     """Admit, check the uploads, predict, and log after the response."""
     state = _state(request)
     # the event loop is one thread: the count needs no lock. Past the limit a request is
-    # shed before its body is read, and the client is told when to come back.
+    # shed before any work, and the client is told when to come back; its (bounded) body
+    # is still read, so that the connection stays usable for the next request.
     if state.inflight >= state.settings.max_inflight:
+        await request.body()
         raise BadImage(503, f"busy: {state.inflight} requests in progress", retry_after_s=1)
     state.inflight += 1
     try:
