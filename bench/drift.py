@@ -43,8 +43,8 @@ def _window(model, params, monitor, work: Path, shift: str, seed: int, n: int) -
 
 def _estimator_doc(project: Path, params, monitor) -> dict:
     """The version's estimator document, fitted as the evaluate stage fits it."""
-    from skintwin.training.estimator import fit_for_version
     from skintwin.training.evaluation import evaluate_weights
+    from skintwin.training.version_estimator import fit_for_version
 
     weights, data = project / "models/train/weights/best.pt", project / "data/processed"
     test = evaluate_weights(weights, data, params.evaluate, "mAP50", params.train.device)

@@ -28,8 +28,9 @@ OPERATING = 0.25  # production's confidence: the detections the store keeps
 def _fit(project: Path) -> tuple:
     """The estimator as the evaluate stage fits it, and the test split's baseline."""
     from skintwin.params import load_params
-    from skintwin.training.estimator import Estimator, fit_for_version
+    from skintwin.training.estimator import Estimator
     from skintwin.training.evaluation import evaluate_weights
+    from skintwin.training.version_estimator import fit_for_version
 
     params = load_params(project / "params.yaml")
     weights, data = project / "models/train/weights/best.pt", project / "data/processed"

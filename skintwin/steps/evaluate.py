@@ -20,9 +20,9 @@ from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
 from skintwin.params import EvaluateParams
 from skintwin.training import charts
 from skintwin.training.embedding import fit_projection
-from skintwin.training.estimator import fit_for_version
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 from skintwin.training.parity import export_checked
+from skintwin.training.version_estimator import fit_for_version
 
 log = logging.getLogger(__name__)
 OUTPUTS = frozenset(

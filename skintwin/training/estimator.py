@@ -17,7 +17,6 @@ which a shift can break, so the benchmark measures its error on labelled shifted
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -228,40 +227,3 @@ def slices(groups: tuple[str, ...], min_images: int) -> dict[str, np.ndarray]:
         if members.size >= min_images:
             out[g] = members
     return out
-
-
-def fit_for_version(
-    weights, dataset, params, device: str, test, operating_conf: float, imgsz: int,
-    min_images: int = 30,
-) -> dict:  # fmt: skip
-    """The estimator a registered version carries (`estimator.json`): fitted on the
-    service's detections on the validation split (`served`), with its estimate beside the
-    true value on the test split, overall and per tone group: the baseline a production
-    window is compared with. A model too weak to fit one gets {"available": False,
-    "reason"} and monitoring says so."""
-    from skintwin.training.served import served_stats
-    from skintwin.training.validator import run_val
-
-    dataset = Path(dataset)
-    capture = run_val(weights, dataset, params, device, split="val")
-    truth = true_figures(DetectionStats.from_rows(capture.rows), operating_conf)
-    val_images = sorted((dataset / "images" / "val").iterdir())
-    served = served_stats(weights, val_images, dataset / "labels" / "val", capture.names,
-                          operating_conf, imgsz)  # fmt: skip
-    try:
-        estimator = Estimator.fit(served, capture.names, operating_conf, truth)
-    except SkinTwinError as exc:
-        return {"available": False, "reason": str(exc)}
-    test_images = [dataset / f for f in test.stats.files]
-    served_test = served_stats(weights, test_images, dataset / "labels" / "test",
-                               capture.names, operating_conf, imgsz)  # fmt: skip
-    baseline = {}
-    for name, members in slices(test.groups, min_images).items():
-        est = estimator.estimate_stats(served_test.subset(members), operating_conf, n_boot=200)
-        baseline[name] = {
-            "images": int(members.size),
-            "true": true_figures(test.stats.subset(members), operating_conf),
-            "estimate": {k: est[k] for k in FIGURES},
-        }
-    return {"available": True, "operating_conf": operating_conf, "imgsz": imgsz,
-            "estimator": estimator.to_dict(), "test": baseline}  # fmt: skip
