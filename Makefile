@@ -63,7 +63,7 @@ prefect-ui: setup
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 up: setup      # Prefect + MLflow servers on loopback, work pool, deployments, a worker
-	$(BIN)/skintwin up
+	$(BIN)/skintwin up $(if $(PROFILE),--profile $(PROFILE))   # PROFILE=team: PostgreSQL + S3
 
 down:          # stop what `make up` started
 	$(BIN)/skintwin down

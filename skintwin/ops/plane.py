@@ -21,9 +21,12 @@ from pathlib import Path
 
 from skintwin.errors import SkinTwinError
 from skintwin.ops.processes import alive, bin_path, stop_group, wait_http
+from skintwin.ops.team import TeamServices
 from skintwin.project import ProjectPaths
 
 POOL = "skin-twin-local"
+PROFILES = ("local", "team")
+SERVICES = ("worker", "prefect-server", "mlflow-server", "s3-server")  # stopped in this order
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Plane:
     root: Path
     prefect_port: int
     mlflow_port: int
+    profile: str = "local"  # or "team": PostgreSQL + S3 (skintwin.ops.team)
 
     @property
     def state(self) -> Path:
@@ -61,14 +65,33 @@ class Plane:
             }
         )
         env["PREFECT_HOME"] = str(ProjectPaths(self.root).prefect_home)  # not the user's
+        if self.profile == "team":
+            env.update(self.team().env())
         return env
 
+    def team(self) -> TeamServices:
+        return TeamServices.configured(self.state)
 
-def plane(root: Path, prefect_port: int | None = None, mlflow_port: int | None = None) -> Plane:
+
+def plane(
+    root: Path,
+    prefect_port: int | None = None,
+    mlflow_port: int | None = None,
+    profile: str | None = None,
+) -> Plane:
+    """The plane of `root`; the profile is the one given, else the one running, else
+    $SKINTWIN_PROFILE, else local."""
+    root = root.resolve()
+    if profile is None:
+        running = (ProjectPaths(root).ops_state / "team.json").is_file()
+        profile = "team" if running else os.environ.get("SKINTWIN_PROFILE") or "local"
+    if profile not in PROFILES:
+        raise SkinTwinError(f"profile: {profile!r} is not one of {', '.join(PROFILES)}")
     return Plane(
-        root.resolve(),
+        root,
         prefect_port or int(os.environ.get("SKINTWIN_PREFECT_PORT", 4200)),
         mlflow_port or int(os.environ.get("SKINTWIN_MLFLOW_PORT", 5000)),
+        profile,
     )
 
 
@@ -98,9 +121,9 @@ def _run(p: Plane, *cmd: str) -> str:
 
 def start_servers(p: Plane) -> None:
     """Prefect and MLflow servers on loopback, healthy when this returns."""
-    paths = ProjectPaths(p.root)
-    backend = os.environ.get("SKINTWIN_MLFLOW_BACKEND", f"sqlite:///{paths.mlflow_db}")
-    artifacts = os.environ.get("SKINTWIN_MLFLOW_ARTIFACTS", str(paths.mlartifacts))
+    paths, env = ProjectPaths(p.root), p.env()
+    backend = env.get("SKINTWIN_MLFLOW_BACKEND") or f"sqlite:///{paths.mlflow_db}"
+    artifacts = env.get("SKINTWIN_MLFLOW_ARTIFACTS") or str(paths.mlartifacts)
     _spawn(
         p,
         "prefect-server",
@@ -148,7 +171,18 @@ def start_worker(p: Plane) -> None:
     _spawn(p, "worker", [bin_path("prefect"), "worker", "start", "--pool", POOL])
 
 
+def start_team_services(p: Plane) -> None:
+    """The team profile's PostgreSQL cluster and S3 API, ready when this returns."""
+    team = p.team()
+    team.start_database(p.state)
+    _spawn(p, "s3-server", [bin_path("moto_server"), "-H", "127.0.0.1", "-p", str(team.s3_port)])
+    _wait(f"{team.s3_endpoint}/moto-api/", 60, "s3-server", p)
+    team.prepare_storage(p.root, p.env())
+
+
 def up(p: Plane, worker: bool = True) -> dict:
+    if p.profile == "team":
+        start_team_services(p)
     start_servers(p)
     deploy(p)
     if worker:
@@ -159,13 +193,16 @@ def up(p: Plane, worker: bool = True) -> dict:
 def down(p: Plane) -> list[str]:
     """Stop every process `up` started (worker first); returns their names."""
     stopped = []
-    for name in ("worker", "prefect-server", "mlflow-server"):
+    for name in SERVICES:
         pid_file = p.state / f"{name}.pid"
         if not pid_file.is_file():
             continue
         stop_group(int(pid_file.read_text()))
         pid_file.unlink(missing_ok=True)
         stopped.append(name)
+    if p.team().stop_database(p.state):
+        p.team().release_remote(p.root)
+        stopped.append("postgres")
     return stopped
 
 
@@ -174,8 +211,9 @@ def status(p: Plane) -> dict:
         "prefect_ui": f"http://127.0.0.1:{p.prefect_port}",
         "mlflow_ui": p.mlflow_uri,
         "work_pool": POOL,
+        "profile": p.profile,
     }
-    for name in ("prefect-server", "mlflow-server", "worker"):
+    for name in SERVICES:
         pid_file = p.state / f"{name}.pid"
         running = pid_file.is_file() and alive(int(pid_file.read_text()))
         out[name] = "running" if running else "stopped"

@@ -427,19 +427,26 @@ def test_with_a_token_every_route_but_health_needs_it_and_a_refusal_logs_nothing
     assert token not in (tmp_path / "service.log").read_text()  # never logged
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 def test_overload_is_shed_with_retry_after_and_every_answer_is_logged_once(
-    champion: Path, tmp_path: Path
+    champion: Path, tmp_path: Path, engine: str, request: pytest.FixtureRequest
 ) -> None:
     """Two requests admitted at once, twelve clients: the rest get 503 + Retry-After, no
-    other error; every 200 is one stored row; afterwards the service answers again."""
+    other error; every 200 is one stored row (SQLite, and a real PostgreSQL server);
+    afterwards the service answers again."""
     import asyncio
 
     from bench.load import _clients
     from skintwin.monitoring.store import PredictionStore
 
-    port, store = free_port(), tmp_path / "predictions.db"
+    port = free_port()
+    store_url = (
+        f"sqlite:///{tmp_path / 'predictions.db'}"
+        if engine == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
     proc = start_service(champion, port, tmp_path / "service.log", SKINTWIN_MAX_INFLIGHT="2",
-                         SKINTWIN_MONITOR_DB=f"sqlite:///{store}",
+                         SKINTWIN_MONITOR_DB=store_url,
                          MLFLOW_TRACKING_URI=f"sqlite:///{champion / 'mlflow.db'}")  # fmt: skip
     url = f"http://127.0.0.1:{port}/predict"
     try:
@@ -449,11 +456,11 @@ def test_overload_is_shed_with_retry_after_and_every_answer_is_logged_once(
         assert set(statuses) <= {200, 503}, statuses
         assert httpx.post(url, content=_jpeg(champion), timeout=60).status_code == 200
         deadline = time.time() + 20
-        while PredictionStore(f"sqlite:///{store}").count() < statuses[200] + 1:
+        while PredictionStore(store_url).count() < statuses[200] + 1:
             assert time.time() < deadline, "acknowledged predictions missing from the store"
             time.sleep(0.2)
         time.sleep(1)
-        assert PredictionStore(f"sqlite:///{store}").count() == statuses[200] + 1
+        assert PredictionStore(store_url).count() == statuses[200] + 1
     finally:
         proc.terminate()
         proc.wait(timeout=60)
