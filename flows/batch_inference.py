@@ -2,6 +2,10 @@
 
 skintwin score --images data/batches/today [--source clinic-a]
 python -m flows.batch_inference --images data/batches/today   # the same
+
+A folder of `monitor.dask_min_images` or more is scored in chunks on Prefect's Dask task
+runner (a local cluster of `monitor.dask_workers` processes, or the scheduler at
+$SKINTWIN_DASK_ADDRESS); each chunk is a task run of the `score-on-dask` subflow.
 """
 
 from __future__ import annotations
@@ -9,9 +13,14 @@ from __future__ import annotations
 import argparse
 
 from prefect import flow
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
 
-from skintwin.params import load_params
+from skintwin.model.loaded import ModelRef
+from skintwin.monitoring.scoring import Batch
+from skintwin.params import MonitorParams, load_params
 from skintwin.project import ProjectPaths
+from tasks.dask_scoring import clear_batch, dask_runner, report_batch, score_chunk
 from tasks.monitoring_tasks import (
     check_batch,
     commit_batch,
@@ -28,6 +37,7 @@ def batch_inference_flow(
     project_dir: str | None = None,
     alias: str = "champion",
     batch_id: str | None = None,
+    dask_workers: int | None = None,
 ) -> dict:
     """Score `images_dir`; results under reports/batch/<time>-<source>/.
 
@@ -37,16 +47,47 @@ def batch_inference_flow(
         alias: registry alias of the model to use.
         batch_id: id of this batch (default: derived from the source and the files); a
             rerun with the same id replaces the earlier run's predictions.
+        dask_workers: 0 scores in this process; N scores on Dask with N local workers;
+            default: Dask for folders of `monitor.dask_min_images` or more.
     """
     paths = ProjectPaths.find(project_dir)
     root = str(paths.root)
     params = load_params(paths.params).monitor
     batch = check_batch(images_dir, source, batch_id)
     model = load_model(root, alias=alias)
-    rows = score_images(model, batch, params)
-    summary = commit_batch(root, batch, rows)
+    if dask_workers is None:
+        dask_workers = params.dask_workers if len(batch.images) >= params.dask_min_images else 0
+    if dask_workers > 0:
+        on_dask = dask_scoring_flow.with_options(task_runner=dask_runner(dask_workers))
+        summary = report_batch(root, batch, on_dask(root, model.ref(), batch, params))
+    else:
+        summary = commit_batch(root, batch, score_images(model, batch, params))
     publish_batch_summary(summary, model, batch.source)
     return summary
+
+
+@flow(name="score-on-dask", log_prints=True)
+def dask_scoring_flow(
+    root: str, model: ModelRef, batch: Batch, params: MonitorParams
+) -> list[dict]:
+    """Score `batch` in chunks of `monitor.chunk_images` on the flow's Dask task runner;
+    each chunk stores its own rows. Progress is a Prefect progress artifact."""
+    clear_batch(root, batch)
+    parts = batch.chunks(params.chunk_images)
+    futures, first = {}, 0
+    for part in parts:
+        last = first + len(part.images) - 1
+        futures[score_chunk.submit(root, model, part, params, first, last)] = len(futures)
+        first = last + 1
+    progress = create_progress_artifact(
+        0.0, key="batch-progress", description=f"{batch.source}: {len(parts)} chunks"
+    )
+    results: list[list[dict]] = [[] for _ in parts]
+    for done, future in enumerate(as_completed(list(futures)), start=1):
+        results[futures[future]] = future.result()  # a chunk out of retries fails the run
+        update_progress_artifact(progress, 100.0 * done / len(parts))
+        print(f"{done}/{len(parts)} chunks scored")
+    return [row for rows in results for row in rows]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,9 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", required=True, help="folder of images")
     parser.add_argument("--source", help="label for these predictions (default: folder name)")
     parser.add_argument("--project-dir")
+    parser.add_argument("--dask-workers", type=int, help="0: in this process; N: Dask")
     args = parser.parse_args(argv)
     return run_main(
-        lambda: print(batch_inference_flow(args.images, args.source, args.project_dir))
+        lambda: print(
+            batch_inference_flow(
+                args.images, args.source, args.project_dir, dask_workers=args.dask_workers
+            )
+        )
     )
 
 

@@ -25,10 +25,19 @@ class LoadedModel:
 
     @classmethod
     def from_pyfunc_dir(cls, path: Path, name: str, version: str, alias: str, source: str):
-        """A model folder as MLflow stores it (MLmodel, artifacts, code)."""
+        """A model folder as MLflow stores it (MLmodel, artifacts, code).
+
+        MLflow puts the version's `code/` folder first on sys.path for good; this process
+        already runs this project's code, so the entry is taken off again: otherwise the
+        processes it starts (Dask workers) would import the version's older copy.
+        """
+        import sys
+
         import mlflow.pyfunc
 
+        before = list(sys.path)
         detector = mlflow.pyfunc.load_model(str(path)).unwrap_python_model()
+        sys.path[:] = before
         return cls(name, str(version), alias, source, Path(path), detector)
 
     @classmethod
@@ -83,3 +92,38 @@ class LoadedModel:
             for o, v in zip(out, vectors.astype(float).tolist(), strict=True):
                 o["embedding"] = v
         return out
+
+    def ref(self) -> ModelRef:
+        """Where this model came from, small enough to send to another process."""
+        projection = str(self.projection_file) if self.projection_file else None
+        return ModelRef(
+            self.name, self.version, self.alias, self.source, str(self.path), projection
+        )
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A LoadedModel by reference (a Dask task's argument): `open()` loads it once per
+    process and reuses it for every later chunk."""
+
+    name: str
+    version: str
+    alias: str
+    source: str
+    path: str
+    projection: str | None = None
+
+    def open(self) -> LoadedModel:
+        return _open(self)
+
+
+@functools.lru_cache(maxsize=4)
+def _open(ref: ModelRef) -> LoadedModel:
+    projection = Path(ref.projection) if ref.projection else None
+    if ref.source == "local weights":
+        return LoadedModel.from_weights(ref.path, projection)
+    model = LoadedModel.from_pyfunc_dir(
+        Path(ref.path), ref.name, ref.version, ref.alias, ref.source
+    )
+    model.projection_file = projection
+    return model

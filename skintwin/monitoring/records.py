@@ -68,14 +68,17 @@ def prediction_row(
     latency_ms: float | None = None,
     source: str = "",
     image_ref: str | None = None,
+    uid: str | None = None,
 ) -> dict:
-    """One store row: prediction features plus the image's features (or the decode error)."""
+    """One store row: prediction features plus the image's features (or the decode error).
+
+    `uid` makes the row's id deterministic (a batch's image); by default it is random."""
     dets = detections(prediction)
     counts: dict[str, int] = {}
     for d in dets:
         counts[d["class_name"]] = counts.get(d["class_name"], 0) + 1
     row = {
-        "uid": uuid.uuid4().hex,
+        "uid": uid or uuid.uuid4().hex,
         "ts": time.time(),
         "model_name": model_name,
         "model_version": str(model_version),

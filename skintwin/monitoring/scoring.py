@@ -43,6 +43,18 @@ class Batch:
         rel = os.fsencode(image.relative_to(self.folder))
         return rel.decode("utf-8", "backslashreplace")
 
+    def uid(self, ref: str) -> str:
+        """The stored row's id for image `ref` of this batch: the same on every retry, so
+        a chunk written twice is stored once."""
+        return hashlib.sha256(f"{self.batch_id}\0{ref}".encode()).hexdigest()[:32]
+
+    def chunks(self, size: int) -> list[Batch]:
+        """This batch cut into parts of at most `size` images (same id, source, folder)."""
+        return [
+            Batch(self.batch_id, self.source, self.folder, self.images[i : i + size])
+            for i in range(0, len(self.images), size)
+        ]
+
 
 def plan_batch(folder: Path, source: str, batch_id: str | None = None) -> Batch:
     """Check a batch before any work: a valid source name, a folder with images."""
@@ -70,20 +82,23 @@ def score_batch(
     imgsz: int,
     max_pixels: int,
     chunk: int = 16,
+    progress: bool = True,
 ) -> list[dict]:
     """Predict every image of `batch`; returns one store row per image, writing nothing."""
     from tqdm import tqdm
 
     rows: list[dict] = []
     tags = {"source": batch.source, "model_name": model.name, "model_version": model.version}
-    for start in tqdm(range(0, len(batch.images), chunk), desc="scoring", unit="batch"):
+    steps = range(0, len(batch.images), chunk)
+    for start in tqdm(steps, desc="scoring", unit="batch", disable=not progress):
         decoded, names = [], []
         for path in batch.images[start : start + chunk]:
             try:
                 decoded.append(decode_image(path, max_pixels, label=batch.ref(path)))
                 names.append(batch.ref(path))
             except ImageError as exc:
-                rows.append(prediction_row([], None, image_ref=batch.ref(path), **tags))
+                ref = batch.ref(path)
+                rows.append(prediction_row([], None, image_ref=ref, uid=batch.uid(ref), **tags))
                 rows[-1]["error"] = str(exc)
                 log.warning("%s", exc)
         if not decoded:
@@ -92,7 +107,8 @@ def score_batch(
         predictions = model.predict(decoded, conf=conf, imgsz=imgsz)
         ms = (time.perf_counter() - t0) * 1000 / len(decoded)
         for name, rgb, pred in zip(names, decoded, predictions, strict=True):
-            rows.append(prediction_row(pred, rgb, latency_ms=ms, image_ref=name, **tags))
+            extra = {"latency_ms": ms, "image_ref": name, "uid": batch.uid(name)}
+            rows.append(prediction_row(pred, rgb, **extra, **tags))
     return rows
 
 
@@ -101,14 +117,22 @@ def commit_batch(
 ) -> dict:
     """The report folder (when asked) and the store rows, together: if the store write
     fails the report is not published; a rerun of the batch replaces its rows."""
-    summary = _summary(rows) | {"batch_id": batch.batch_id}
     if report_dir is None:
         store.replace_batch(batch.batch_id, rows)
-        return summary
+        return _summary(rows) | {"batch_id": batch.batch_id}
+    return write_report(batch, rows, report_dir, lambda: store.replace_batch(batch.batch_id, rows))
+
+
+def write_report(
+    batch: Batch, rows: list[dict], report_dir: Path, before_publish=lambda: None
+) -> dict:
+    """`predictions.csv` and `summary.json` in `report_dir`, published whole once
+    `before_publish` (the store write, when there is one) has succeeded."""
+    summary = _summary(rows) | {"batch_id": batch.batch_id}
     with atomic_dir(report_dir, owner="batch") as tmp:
         _write_predictions_csv(rows, tmp / "predictions.csv")
         atomic_write_json(tmp / "summary.json", summary)
-        store.replace_batch(batch.batch_id, rows)
+        before_publish()
     return summary | {"out_dir": str(report_dir)}
 
 

@@ -1,0 +1,88 @@
+"""Batch inference on Prefect's Dask task runner: chunks on two worker processes, a chunk
+that fails while the store is locked is retried, and every image is stored exactly once."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+
+def _lock_after_first_chunk(db: Path, hold_s: float, done: threading.Event) -> None:
+    """Once a chunk has committed, hold the store's write lock for `hold_s` seconds."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with sqlite3.connect(db, timeout=0.05) as conn:
+                if conn.execute("SELECT count(*) FROM predictions").fetchone()[0]:
+                    break
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.02)
+    conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    done.set()
+    time.sleep(hold_s)
+    conn.execute("ROLLBACK")
+    conn.close()
+
+
+def test_dask_chunks_are_retried_and_every_image_is_stored_once(
+    champion: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    from flows.batch_inference import batch_inference_flow
+    from skintwin.monitoring.store import PredictionStore
+
+    db = tmp_path / "store.db"
+    monkeypatch.setenv("SKINTWIN_MONITOR_DB", f"sqlite:///{db}")
+    monkeypatch.setenv("SKINTWIN_STORE_BUSY_TIMEOUT_S", "0.2")  # a locked store fails fast
+    params_file = champion / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["monitor"]["chunk_images"] = 8  # 80 images: 10 chunks
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    PredictionStore(f"sqlite:///{db}")  # the tables, for the locking thread to watch
+    locked = threading.Event()
+    locker = threading.Thread(target=_lock_after_first_chunk, args=(db, 4.0, locked))
+    locker.start()
+    try:
+        summary = batch_inference_flow(
+            str(champion / "batches"), source="dask-chaos", project_dir=str(champion),
+            dask_workers=2,
+        )  # fmt: skip
+    finally:
+        params_file.write_text(original)
+        locker.join()
+    assert locked.is_set()
+    assert summary["images"] == 80
+    store = PredictionStore(f"sqlite:///{db}")
+    frame = store.window(source="dask-chaos")
+    assert len(frame) == 80 and frame["image_ref"].nunique() == 80
+    assert frame["batch_id"].eq(summary["batch_id"]).all()
+    assert frame["embedding"].notna().all()  # the workers opened the version's projection
+    csv = (Path(summary["out_dir"]) / "predictions.csv").read_text()
+    assert csv.count("normal/") + csv.count("lighting/") >= 80
+
+    with get_client(sync_client=True) as client:
+        chunks = client.read_task_runs(
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="score dask-chaos images"))
+        )
+    assert len(chunks) == 10 and all(c.state.is_completed() for c in chunks)
+    retried = [c.name for c in chunks if c.run_count > 1]
+    assert retried, "no chunk met the locked store"
+
+    rerun = batch_inference_flow(
+        str(champion / "batches"), source="dask-chaos", project_dir=str(champion),
+        dask_workers=2,
+    )  # fmt: skip
+    assert rerun["batch_id"] == summary["batch_id"]
+    assert store.count() == 80  # the rerun replaced the batch; nothing doubled
