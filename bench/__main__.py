@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench import drift, estimate, gate, load, monitoring, serving, training
+from bench import drift, estimate, gate, load, monitoring, scaleout, serving, training
 from bench.common import save, table
 
 
@@ -21,7 +21,16 @@ def main() -> int:
     parser.add_argument("--size", choices=["small", "default"], default="small")
     parser.add_argument(
         "--only",
-        choices=["training", "monitoring", "serving", "load", "gate", "drift", "estimate"],
+        choices=[
+            "training",
+            "monitoring",
+            "serving",
+            "load",
+            "gate",
+            "drift",
+            "estimate",
+            "scaleout",
+        ],
         action="append",
     )
     args = parser.parse_args()
@@ -32,8 +41,9 @@ def main() -> int:
         if not args.only or "monitoring" in args.only:
             rows += monitoring.run(work / "monitoring", args.size)
         every = ["monitoring", "training", "serving", "load", "gate", "drift", "estimate"]
+        every.append("scaleout")
         want = set(args.only or every)
-        if want & {"training", "serving", "load", "gate", "drift", "estimate"}:
+        if want & {"training", "serving", "load", "gate", "drift", "estimate", "scaleout"}:
             train_rows, project = training.run(work / "training", args.size)
             rows += train_rows if "training" in want else []
             if "serving" in want:
@@ -46,6 +56,8 @@ def main() -> int:
                 rows += drift.run(work / "gate", args.size, project)  # the gate's model
             if "estimate" in want:
                 rows += estimate.run(work / "gate", args.size, project)
+            if "scaleout" in want:
+                rows += scaleout.run(work / "scaleout", args.size, project)
     print(table(rows))
     path = save(rows, args.size, Path(__file__).parent / "results")
     print(f"\nsaved {path}")
