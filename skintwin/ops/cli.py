@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from skintwin.ops import cli_registry
 from skintwin.ops.cli_support import iso, print_json, project
@@ -114,6 +115,15 @@ def _plots(args: argparse.Namespace) -> None:
     print(f"{page}  (Vega inlined: opens without internet)")
 
 
+def _report(args: argparse.Namespace) -> None:
+    from skintwin.ops.pr_report import write_report
+
+    paths = project(args)
+    page = write_report(paths, args.base, Path(args.out or paths.root / "reports" / "pr"))
+    print(page.read_text(encoding="utf-8"))
+    print(f"written: {page}")
+
+
 def _where(args: argparse.Namespace) -> None:
     from skintwin.ops.demo import where
 
@@ -159,6 +169,9 @@ def _parser() -> argparse.ArgumentParser:
     add("down", _plane, "stop what `skintwin up` started")
     add("status", _plane, "show what `skintwin up` started")
     add("demo", _demo, "generate data, train, promote, score two batches, check drift")
+    rep = add("report", _report, "a pull request's report: metrics diff, gate, plots (CML)")
+    rep.add_argument("--base", default="main", help="git revision to compare with")
+    rep.add_argument("--out", help="folder for report.md and its pictures (reports/pr)")
     add("plots", _plots, "dvc plots show with Vega inlined: PR curve, confusion, training")
     add("where", _where, "print where to look: UIs, reports, registry")
     return parser

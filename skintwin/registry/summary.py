@@ -17,7 +17,7 @@ def _signed(value: float | None) -> str:
     return "–" if value is None else f"{value:+.3f}"
 
 
-def _gate_table(decision: dict) -> str:
+def gate_table(decision: dict) -> str:
     groups = decision.get("groups") or {}
     if not groups:
         return ""
@@ -69,7 +69,7 @@ Stages run: {", ".join(ran)}
 Version {decision["version"]} {verdict} (rule: {decision.get("rule", "floor")}).
 
 {reasons}
-{_gate_table(decision)}{_card_line(decision)}"""
+{gate_table(decision)}{_card_line(decision)}"""
 
 
 def _card_line(decision: dict) -> str:

@@ -52,5 +52,17 @@ def test_workflow_commands_exist(workflow) -> None:
             assert done.value.code == 0, line
         elif tool == "dvc":
             assert shutil.which("dvc") or (REPO / ".venv/bin/dvc").exists(), line
+        elif tool == "cml":  # CML's own action installs it on the runner
+            steps = [s for job in doc["jobs"].values() for s in job["steps"]]
+            assert any(s.get("uses", "").startswith("iterative/setup-cml@") for s in steps)
         else:
             pytest.fail(f"{workflow.name}: unknown command {line!r}")
+
+
+def test_a_pull_request_that_changes_data_params_or_pipeline_gets_the_report() -> None:
+    doc = yaml.safe_load((REPO / ".github/workflows/ml_training.yml").read_text())
+    paths = doc[True]["pull_request"]["paths"]
+    for changed in ("data/**.dvc", "params.yaml", "dvc.yaml", "skintwin/**"):
+        assert changed in paths
+    runs = " ".join(s.get("run", "") for s in doc["jobs"]["train"]["steps"])
+    assert "skintwin report --base" in runs and "cml comment" in runs and "reports/pr" in runs

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import run
+
 pytestmark = pytest.mark.slow
 
 NAME = "skin-twin-detector"
@@ -112,6 +114,8 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     assert strong["decision"]["promote"] is True
     assert strong["decision"]["candidate"] > 0
 
+    run(["git", "add", "-A"], cwd=project)  # the strong model's state is the PR's base
+    run(["git", "commit", "-qm", "base"], cwd=project)
     _set_train(project, epochs=1)
     weak = training_flow(project_dir=str(project))
     assert weak["candidate"]["new"] is True
@@ -136,6 +140,7 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     assert "CI" in v2.tags["gate.delta"] and v2.tags["gate.rule"] == "superior"
     assert any(k.startswith("gate.group.") for k in v2.tags)
     assert "metric.test.mAP50_lo" in v2.tags and "metric.test.group.dark.mAP50_hi" in v2.tags
+    _pr_report_shows_the_change(project, strong, weak)
 
     # a dataset that fails validation: the flow fails, nothing is registered or promoted
     params = yaml.safe_load((project / "params.yaml").read_text())
@@ -176,6 +181,28 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     assert card["decision"]["promoted"] is False  # the gate's decision, as recorded
     assert card["decision"]["approval"]["by"] == last.actor
     assert card["decision"]["approval"]["reason"] == why
+
+
+def _pr_report_shows_the_change(project: Path, strong: dict, weak: dict) -> None:
+    """`skintwin report` on the weak candidate against the commit of the strong one."""
+    from skintwin.ops.cli import main
+
+    out = project / "reports" / "pr"
+    assert main(["report", "--project-dir", str(project), "--base", "HEAD"]) == 0
+    text = (out / "report.md").read_text()
+    cells = {
+        row[2]: row[3:5]  # metric: (base, workspace)
+        for row in ([c.strip() for c in line.split("|")] for line in text.splitlines())
+        if len(row) > 5
+    }
+    base, ours = (float(v) for v in cells["test.mAP50"])
+    assert base == pytest.approx(strong["decision"]["candidate"], abs=1e-4)
+    assert ours == pytest.approx(weak["decision"]["candidate"], abs=1e-4)
+    assert cells["train.epochs"] == ["30", "1"]  # the params diff
+    assert f"Version {weak['candidate']['version']} **not promoted**" in text
+    assert "| dark |" in text  # the gate's verdict for each tone group
+    for picture in ("pr_curve.png", "per_group.png"):
+        assert f"]({picture})" in text and (out / picture).stat().st_size > 1000
 
 
 def test_unknown_model_fails_without_registering(project, prefect_api) -> None:

@@ -1,0 +1,94 @@
+"""The report a pull request gets from the training workflow, the way DVC users get one from
+CML: metrics and params against the base branch (`dvc metrics diff`, `dvc params diff`), the
+gate's decision with its table per skin-tone group, and the evaluation's plots.
+
+    skintwin report --base origin/main --out reports/pr
+
+writes `reports/pr/report.md` with its pictures beside it, ready for
+`cml comment create reports/pr/report.md` (which uploads the pictures it links).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from skintwin.errors import SkinTwinError
+from skintwin.io import atomic_dir
+from skintwin.ops.processes import bin_path
+from skintwin.params import load_params
+from skintwin.project import ProjectPaths
+from skintwin.registry.summary import gate_table
+
+
+def _dvc(root: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [bin_path("dvc"), *args], cwd=root, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SkinTwinError(f"dvc {' '.join(args)} failed: {proc.stderr.strip()[-800:]}")
+    return proc.stdout.strip()
+
+
+def _decision(paths: ProjectPaths) -> tuple[str | None, dict | None]:
+    """The registered version of this workspace's training run, and its gate's record."""
+    import json
+
+    import mlflow
+
+    from skintwin.registry import client
+    from skintwin.training.tracking import configure_tracking
+
+    if not paths.run_record.is_file():
+        return None, None
+    run_id = json.loads(paths.run_record.read_text())["run_id"]
+    configure_tracking(paths.root)
+    name = load_params(paths.params).promote.model_name
+    version = client.find_version(name, run_id)
+    if version is None:
+        return None, None
+    uri = f"runs:/{run_id}/promotion/decision-v{version.version}.json"
+    try:
+        return str(version.version), mlflow.artifacts.load_dict(uri)
+    except Exception:  # registered, not gated yet
+        return str(version.version), None
+
+
+def _decision_section(version: str | None, record: dict | None) -> str:
+    if version is None:
+        return "No version is registered from this workspace's training run."
+    if record is None:
+        return f"Version {version} is registered; the gate has not decided on it yet."
+    verdict = "**promoted to `champion`**" if record.get("promote") else "**not promoted**"
+    reasons = "\n".join(f"- {r}" for r in record.get("reasons", []))
+    return f"Version {version} {verdict} (rule: {record.get('rule', 'floor')}).\n\n{reasons}\n" + (
+        gate_table(record) or "\n(no champion to compare with: no table per group)\n"
+    )
+
+
+def write_report(paths: ProjectPaths, base: str, out: Path) -> Path:
+    """Write `out/report.md` and its pictures; returns the Markdown file."""
+    metrics = _dvc(paths.root, "metrics", "diff", base, "--md")  # the figures that moved
+    changed = _dvc(paths.root, "params", "diff", base, "--md")
+    version, record = _decision(paths)
+    charts = sorted((paths.evaluate_dir / "charts").glob("*.png"))
+    pictures = "\n".join(f"![{c.stem.replace('_', ' ')}]({c.name})" for c in charts)
+    text = f"""# Training report
+
+## Metrics against `{base}`
+{metrics or "No metric changed."}
+
+## Parameters changed against `{base}`
+{changed or "None."}
+
+## Gate decision
+{_decision_section(version, record)}
+## Plots
+{pictures or "No plots: the evaluate stage has not run."}
+"""
+    with atomic_dir(out, owner="report") as tmp:
+        for chart in charts:
+            shutil.copy(chart, tmp / chart.name)
+        (tmp / "report.md").write_text(text, encoding="utf-8")
+    return out / "report.md"
