@@ -59,26 +59,6 @@ def pg_url(postgres, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def s3(tmp_path_factory: pytest.TempPathFactory):
-    """An S3 API (moto's server) on loopback, its keys and endpoint in the environment."""
-    pytest.importorskip("moto", reason="no S3 server: pip install 'moto[s3,server]'")
-    from skintwin.ops.objectstore import S3Server
-
-    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log")
-    saved = {k: os.environ.get(k) for k in server.env()}
-    os.environ.update(server.env())
-    try:
-        yield server
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@pytest.fixture(scope="session")
 def base_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())
 

@@ -14,7 +14,8 @@ own servers instead:
 | `.dvc/config.local` remote `team-s3` | `dvc push` / `dvc pull` | `s3://skintwin/dvc` |
 
 The cluster lives in $SKINTWIN_PG_DATA (default `.ops/pg`) on port $SKINTWIN_PG_PORT (5442);
-the S3 API (moto, objects in memory: a rehearsal, not storage) on $SKINTWIN_S3_PORT (9000).
+the S3 API on $SKINTWIN_S3_PORT (9000) is moto's server (what DVC's own tests use): a real
+HTTP S3 API whose objects live in its memory, a rehearsal stage rather than storage.
 """
 
 from __future__ import annotations
@@ -25,13 +26,24 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from skintwin.ops.objectstore import LOCAL_KEYS, s3_env
 from skintwin.ops.postgres import PostgresCluster, database_url
 from skintwin.ops.processes import bin_path
 
+# moto accepts any key pair; these name themselves so nobody mistakes them for real ones
+LOCAL_KEYS = {"AWS_ACCESS_KEY_ID": "skintwin-local", "AWS_SECRET_ACCESS_KEY": "skintwin-local"}
 BUCKET = "skintwin"
 DATABASES = ("prefect", "mlflow", "store")
 REMOTE = "team-s3"
+
+
+def s3_env(endpoint: str, keys: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for boto3, MLflow's S3 artifact store and DVC's S3 remote."""
+    return {
+        **(keys or {}),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": endpoint,  # boto3 ≥ 1.28, and aiobotocore under DVC
+        "MLFLOW_S3_ENDPOINT_URL": endpoint,
+    }
 
 
 @dataclass(frozen=True)
