@@ -16,6 +16,7 @@ from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 
+from skintwin.errors import SkinTwinError
 from skintwin.model.loaded import ModelRef
 from skintwin.monitoring.scoring import Batch
 from skintwin.params import MonitorParams, load_params
@@ -50,6 +51,8 @@ def batch_inference_flow(
         dask_workers: 0 scores in this process; N scores on Dask with N local workers;
             default: Dask for folders of `monitor.dask_min_images` or more.
     """
+    if dask_workers is not None and not 0 <= dask_workers <= 256:
+        raise SkinTwinError(f"dask_workers: {dask_workers} is not from 0 to 256")
     paths = ProjectPaths.find(project_dir)
     root = str(paths.root)
     params = load_params(paths.params).monitor
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", required=True, help="folder of images")
     parser.add_argument("--source", help="label for these predictions (default: folder name)")
     parser.add_argument("--project-dir")
-    parser.add_argument("--dask-workers", type=int, help="0: in this process; N: Dask")
+    parser.add_argument("--dask-workers", type=int, choices=range(257), metavar="0-256",
+                        help="0: in this process; N: on Dask with N local workers")  # fmt: skip
     args = parser.parse_args(argv)
     return run_main(
         lambda: print(

@@ -21,7 +21,10 @@ def _train(args: argparse.Namespace) -> None:
 def _score(args: argparse.Namespace) -> None:
     from flows.batch_inference import batch_inference_flow
 
-    print_json(batch_inference_flow(args.images, args.source, str(project(args).root)))
+    root = str(project(args).root)
+    print_json(
+        batch_inference_flow(args.images, args.source, root, dask_workers=args.dask_workers)
+    )
 
 
 def _drift(args: argparse.Namespace) -> None:
@@ -65,6 +68,12 @@ def _hours(text: str) -> float:
     if not 0 < value <= 24 * 366:
         raise argparse.ArgumentTypeError(f"{text!r} is not 0 < hours ≤ 8784")
     return value
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) > 256:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers from 0 to 256")
+    return int(text)
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -149,6 +158,11 @@ def _parser() -> argparse.ArgumentParser:
     score = add("score", _score, "score a folder of images with the champion (batch)")
     score.add_argument("--images", required=True, help="folder of images")
     score.add_argument("--source", help="label stored with the predictions (default: folder)")
+    score.add_argument(
+        "--dask-workers",
+        type=_workers,
+        help="0: in this process; N: on Dask with N local workers (default: by folder size)",
+    )
     drift = add("drift", _drift, "check production predictions for drift; alert")
     drift.add_argument("--window-hours", type=_hours)
     drift.add_argument("--source")
