@@ -31,6 +31,34 @@ def _dvc(root: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
+def _headline(root: Path, base: str) -> str:
+    """The figures a reviewer reads first: overall and per tone group, with the interval."""
+    import json
+
+    from skintwin.names import TONE_GROUPS
+
+    found = json.loads(_dvc(root, "metrics", "diff", base, "--all", "--json") or "{}")
+    figures = {k: v for per_file in found.values() for k, v in per_file.items()}
+    keys = ["test.mAP50", "test.mAP50-95", "test.precision", "test.recall"]
+    keys += [f"test.group.{g}.mAP50" for g in TONE_GROUPS]
+    rows = []
+    for key in (k for k in keys if k in figures):
+        f, lo, hi = figures[key], figures.get(f"{key}_lo", {}), figures.get(f"{key}_hi", {})
+        interval = f"[{lo['new']:.3f}, {hi['new']:.3f}]" if lo.get("new") is not None else "–"
+        rows.append(f"| {key} | {_num(f.get('old'))} | {_num(f.get('new'))} | "
+                    f"{_num(f.get('diff'), signed=True)} | {interval} |")  # fmt: skip
+    if not rows:
+        return ""
+    head = f"| figure | `{base}` | this change | change | 95% interval |\n|---|---|---|---|---|"
+    return head + "\n" + "\n".join(rows)
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
 def _decision(paths: ProjectPaths) -> tuple[str | None, dict | None]:
     """The registered version of this workspace's training run, and its gate's record."""
     import json
@@ -69,7 +97,8 @@ def _decision_section(version: str | None, record: dict | None) -> str:
 
 def write_report(paths: ProjectPaths, base: str, out: Path) -> Path:
     """Write `out/report.md` and its pictures; returns the Markdown file."""
-    metrics = _dvc(paths.root, "metrics", "diff", base, "--md")  # the figures that moved
+    headline = _headline(paths.root, base)
+    moved = _dvc(paths.root, "metrics", "diff", base, "--md")  # every figure that moved
     changed = _dvc(paths.root, "params", "diff", base, "--md")
     version, record = _decision(paths)
     charts = sorted((paths.evaluate_dir / "charts").glob("*.png"))
@@ -77,7 +106,13 @@ def write_report(paths: ProjectPaths, base: str, out: Path) -> Path:
     text = f"""# Training report
 
 ## Metrics against `{base}`
-{metrics or "No metric changed."}
+{headline or "No metrics on either side."}
+
+<details><summary>Every metric that moved (dvc metrics diff)</summary>
+
+{moved or "None."}
+
+</details>
 
 ## Parameters changed against `{base}`
 {changed or "None."}

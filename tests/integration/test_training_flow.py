@@ -190,15 +190,14 @@ def _pr_report_shows_the_change(project: Path, strong: dict, weak: dict) -> None
     out = project / "reports" / "pr"
     assert main(["report", "--project-dir", str(project), "--base", "HEAD"]) == 0
     text = (out / "report.md").read_text()
-    cells = {
-        row[2]: row[3:5]  # metric: (base, workspace)
-        for row in ([c.strip() for c in line.split("|")] for line in text.splitlines())
-        if len(row) > 5
-    }
+    table = [[c.strip() for c in line.split("|")] for line in text.splitlines()]
+    cells = {row[1]: row[2:4] for row in table if len(row) > 4}  # figure: (base, ours)
     base, ours = (float(v) for v in cells["test.mAP50"])
-    assert base == pytest.approx(strong["decision"]["candidate"], abs=1e-4)
-    assert ours == pytest.approx(weak["decision"]["candidate"], abs=1e-4)
-    assert cells["train.epochs"] == ["30", "1"]  # the params diff
+    assert base == pytest.approx(strong["decision"]["candidate"], abs=1e-3)
+    assert ours == pytest.approx(weak["decision"]["candidate"], abs=1e-3)
+    assert "test.group.dark.mAP50" in cells  # the headline has every tone group
+    params = {row[2]: row[3:5] for row in table if len(row) > 5}
+    assert params["train.epochs"] == ["30", "1"]  # the params diff
     assert f"Version {weak['candidate']['version']} **not promoted**" in text
     assert "| dark |" in text  # the gate's verdict for each tone group
     for picture in ("pr_curve.png", "per_group.png"):
