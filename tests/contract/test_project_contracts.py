@@ -64,7 +64,9 @@ PLUMBING = {
     "skintwin/errors.py",
     "skintwin/io.py",
     "skintwin/runtime.py",
-    "skintwin/params.py",
+    "skintwin/params/__init__.py",
+    "skintwin/params/monitor.py",
+    "skintwin/params/sections.py",
     "skintwin/project.py",
     "skintwin/redact.py",
 }
