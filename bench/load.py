@@ -6,49 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from pathlib import Path
 
 from bench.common import Row
+from skintwin.ops.processes import load_clients
 
 SIZES = {
     "small": {"clients": 8, "seconds": 10, "overload_s": 5},
     "default": {"clients": 32, "seconds": 60, "overload_s": 20},
 }
-
-
-async def _clients(url: str, images: list[bytes], n: int, seconds: float) -> dict:
-    """`n` keep-alive clients posting as fast as answered for `seconds`: statuses,
-    latencies (ms) of the 200s, and whether every 503/429 carried Retry-After."""
-    import httpx
-
-    statuses: Counter = Counter()
-    latencies: list[float] = []
-    retry_ok = True
-    stop = time.perf_counter() + seconds
-
-    async def client(k: int, c: httpx.AsyncClient) -> None:
-        nonlocal retry_ok
-        i = k
-        while time.perf_counter() < stop:
-            t = time.perf_counter()
-            try:
-                r = await c.post(url, content=images[i % len(images)])
-            except httpx.HTTPError as exc:
-                statuses[type(exc).__name__] += 1
-                continue
-            statuses[r.status_code] += 1
-            if r.status_code == 200:
-                latencies.append((time.perf_counter() - t) * 1000)
-            elif r.status_code in (429, 503):
-                retry_ok &= "retry-after" in r.headers
-                await asyncio.sleep(min(1.0, float(r.headers.get("retry-after", 1))) / 4)
-            i += 1
-
-    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as c:
-        await asyncio.gather(*(client(k, c) for k in range(n)))
-    return {"statuses": statuses, "latencies": sorted(latencies), "retry_after": retry_ok}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -83,9 +49,9 @@ def _run_on(work: Path, size: str, project: Path, engine: str, store_url: str) -
     url = f"http://127.0.0.1:{port}/predict"
     try:
         phases = {
-            "nominal": asyncio.run(_clients(url, images, s["clients"], s["seconds"])),
-            "overload": asyncio.run(_clients(url, images, 4 * s["clients"], s["overload_s"])),
-            "recovery": asyncio.run(_clients(url, images, s["clients"], s["overload_s"])),
+            "nominal": asyncio.run(load_clients(url, images, s["clients"], s["seconds"])),
+            "overload": asyncio.run(load_clients(url, images, 4 * s["clients"], s["overload_s"])),
+            "recovery": asyncio.run(load_clients(url, images, s["clients"], s["overload_s"])),
         }
         time.sleep(3)  # rows are written after each response
     finally:

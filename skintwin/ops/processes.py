@@ -1,5 +1,5 @@
 """Background processes on loopback: wait for health, stop a process group, free ports, and
-the launchers the tests and benchmarks share (the service, an MLflow server)."""
+the launchers the tests and benchmarks share (the service, an MLflow server, load clients)."""
 
 from __future__ import annotations
 
@@ -132,3 +132,41 @@ class MlflowServer:
         if self.proc.poll() is None:
             stop_group(self.proc.pid, grace_s=30.0)
             self.proc.wait()
+
+
+async def load_clients(url: str, images: list[bytes], n: int, seconds: float) -> dict:
+    """`n` keep-alive clients posting as fast as answered for `seconds` (the load bench and
+    the overload test): statuses, latencies (ms) of the 200s, and whether every 503/429
+    carried Retry-After."""
+    import asyncio
+    from collections import Counter
+
+    import httpx
+
+    statuses: Counter = Counter()
+    latencies: list[float] = []
+    retry_ok = True
+    stop = time.perf_counter() + seconds
+
+    async def client(k: int, c: httpx.AsyncClient) -> None:
+        nonlocal retry_ok
+        i = k
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            try:
+                r = await c.post(url, content=images[i % len(images)])
+            except httpx.HTTPError as exc:
+                statuses[type(exc).__name__] += 1
+                continue
+            statuses[r.status_code] += 1
+            if r.status_code == 200:
+                latencies.append((time.perf_counter() - t) * 1000)
+            elif r.status_code in (429, 503):
+                retry_ok &= "retry-after" in r.headers
+                await asyncio.sleep(min(1.0, float(r.headers.get("retry-after", 1))) / 4)
+            i += 1
+
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as c:
+        await asyncio.gather(*(client(k, c) for k in range(n)))
+    return {"statuses": statuses, "latencies": sorted(latencies), "retry_after": retry_ok}

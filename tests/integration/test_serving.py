@@ -436,8 +436,8 @@ def test_overload_is_shed_with_retry_after_and_every_answer_is_logged_once(
     afterwards the service answers again."""
     import asyncio
 
-    from bench.load import _clients
     from skintwin.monitoring.store import PredictionStore
+    from skintwin.ops.processes import load_clients
 
     port = free_port()
     store_url = (
@@ -450,7 +450,7 @@ def test_overload_is_shed_with_retry_after_and_every_answer_is_logged_once(
                          MLFLOW_TRACKING_URI=f"sqlite:///{champion / 'mlflow.db'}")  # fmt: skip
     url = f"http://127.0.0.1:{port}/predict"
     try:
-        run = asyncio.run(_clients(url, [_jpeg(champion)], 12, 4.0))
+        run = asyncio.run(load_clients(url, [_jpeg(champion)], 12, 4.0))
         statuses = run["statuses"]
         assert statuses[200] > 0 and statuses[503] > 0 and run["retry_after"], statuses
         assert set(statuses) <= {200, 503}, statuses
