@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from bench.common import Row, timed
 
@@ -21,7 +20,7 @@ SIZES = {
 }
 
 
-def _rows(n: int, start: int = 0, rng: np.random.Generator | None = None) -> list[dict]:
+def fake_rows(n: int, start: int = 0, rng: np.random.Generator | None = None) -> list[dict]:
     rng = rng or np.random.default_rng(start)
     groups = ["very_light", "light", "intermediate", "tan", "brown", "dark"]
     return [
@@ -49,19 +48,19 @@ def _rows(n: int, start: int = 0, rng: np.random.Generator | None = None) -> lis
 
 
 def _rate_one_by_one(store, n: int, start: int) -> float:
-    rows = _rows(n, start)
+    rows = fake_rows(n, start)
     t, _ = timed(lambda: [store.log(r) for r in rows])
     return n / t
 
 
 def _rate_batched(store, n: int, start: int, batch: int = 500) -> float:
-    rows = _rows(n, start)
+    rows = fake_rows(n, start)
     t, _ = timed(lambda: [store.log_many(rows[i : i + batch]) for i in range(0, n, batch)])
     return n / t
 
 
 def _naive_json(path: Path, n: int) -> float:
-    rows = _rows(n)
+    rows = fake_rows(n)
 
     def append_all() -> None:
         for r in rows:
@@ -82,7 +81,7 @@ def _logging(work: Path, s: dict) -> list[Row]:
     single_small = _rate_one_by_one(store, 1_000, 20_000)
     filled = store.count()
     while filled < s["grow_to"]:
-        store.log_many(_rows(min(20_000, s["grow_to"] - filled), 10**6 + filled))
+        store.log_many(fake_rows(min(20_000, s["grow_to"] - filled), 10**6 + filled))
         filled = store.count()
     batched_big = _rate_batched(store, 10_000, 2 * 10**6)
     single_big = _rate_one_by_one(store, 1_000, 3 * 10**6)
@@ -128,89 +127,6 @@ def _logging(work: Path, s: dict) -> list[Row]:
     ]
 
 
-def _drift(work: Path, s: dict) -> list[Row]:
-    from skintwin.monitoring.drift import run_drift
-    from skintwin.monitoring.store import PredictionStore
-    from skintwin.names import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS
-    from skintwin.ops.scratch import SOURCE
-    from skintwin.params import load_params
-
-    store = PredictionStore(f"sqlite:///{work / 'drift.db'}")
-    n = s["drift_rows"]
-    for i in range(0, n, 20_000):
-        store.log_many(_rows(min(20_000, n - i), i, np.random.default_rng(i + 1)))
-    reference = pd.DataFrame(_rows(5_000, 0, np.random.default_rng(99)))
-    numeric = [c for c in NUMERIC_DRIFT_COLUMNS if c in reference]
-    categorical = list(CATEGORICAL_DRIFT_COLUMNS)
-    params = load_params(SOURCE / "params.yaml").monitor
-
-    def ours() -> dict:
-        current = store.window(source="bench")
-        return run_drift(reference, current, params, out_dir=work / "report")
-
-    ours_s, result = timed(ours)
-    assert result["current_rows"] == n
-    current = store.window(source="bench")
-
-    def raw() -> None:
-        from evidently import Report
-        from evidently.presets import DataDriftPreset
-
-        cols = numeric + categorical
-        Report([DataDriftPreset(columns=cols)]).run(
-            current_data=current[cols], reference_data=reference[cols]
-        )
-
-    raw_s, _ = timed(raw)
-    return [
-        *_embedding_drift(work, n, params, reference),
-        Row(
-            f"drift report over {n // 1000}k logged rows (read + HTML)",
-            ours_s,
-            "s",
-            raw_s,
-            "raw Evidently run",
-            "≤ 15 s",
-            ours_s <= 15,
-        ),
-    ]
-
-
-def _embedding_drift(work: Path, n: int, params, reference: pd.DataFrame) -> list[Row]:
-    """Embedding drift over `n` stored rows of 128 dimensions: read from the store and
-    tested (the window through its seeded sample of `monitor.embed_max_rows`)."""
-    from skintwin.model.embedding import to_bytes
-    from skintwin.monitoring.embedding_drift import embedding_drift
-    from skintwin.monitoring.store import PredictionStore
-
-    store = PredictionStore(f"sqlite:///{work / 'embeddings.db'}")
-    rng = np.random.default_rng(7)
-    for i in range(0, n, 20_000):
-        rows = _rows(min(20_000, n - i), i, rng)
-        for r in rows:
-            r["embedding"] = to_bytes(rng.normal(size=128))
-        store.log_many(rows)
-    ref = reference.assign(embedding=[to_bytes(v) for v in rng.normal(size=(len(reference), 128))])
-
-    def ours() -> dict:
-        return embedding_drift(ref, store.window(source="bench"), params)
-
-    ours_s, result = timed(ours)
-    assert result["available"] and result["tests"]["all"]["images"][1] == n
-    read_s, _ = timed(lambda: store.window(source="bench"))
-    return [
-        Row(
-            f"embedding drift over {n // 1000}k rows × 128 dims (read + MMD, all + 6 groups)",
-            ours_s,
-            "s",
-            read_s,
-            "reading the rows alone",
-            "≤ 30 s",
-            ours_s <= 30,
-        )
-    ]
-
-
 def _features(work: Path, s: dict) -> list[Row]:
     from skintwin.data.features import extract_many
     from skintwin.data.synth import encode_jpeg, paint
@@ -246,6 +162,8 @@ def run(work: Path, size: str) -> list[Row]:
     work.mkdir(parents=True, exist_ok=True)
     s = SIZES[size]
     start = time.perf_counter()
-    rows = _logging(work, s) + _drift(work, s) + _features(work, s)
+    from bench.drift_speed import drift_rows  # it reuses this module's fake rows
+
+    rows = _logging(work, s) + drift_rows(work, s) + _features(work, s)
     print(f"monitoring benchmarks: {time.perf_counter() - start:.0f} s")
     return rows
