@@ -11,6 +11,7 @@ $SKINTWIN_DASK_ADDRESS); each chunk is a task run of the `score-on-dask` subflow
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -18,7 +19,7 @@ from prefect.futures import as_completed
 
 from skintwin.errors import SkinTwinError
 from skintwin.model.loaded import ModelRef
-from skintwin.monitoring.scoring import Batch
+from skintwin.monitoring.scoring import plan_batch
 from skintwin.params import MonitorParams, load_params
 from skintwin.project import ProjectPaths
 from tasks.dask_scoring import clear_batch, dask_runner, report_batch, score_chunk
@@ -62,7 +63,9 @@ def batch_inference_flow(
         dask_workers = params.dask_workers if len(batch.images) >= params.dask_min_images else 0
     if dask_workers > 0:
         on_dask = dask_scoring_flow.with_options(task_runner=dask_runner(dask_workers))
-        summary = report_batch(root, batch, on_dask(root, model.ref(), batch, params))
+        where = (str(batch.folder), batch.source, batch.batch_id)  # not the file list: a
+        rows = on_dask(root, model.ref(), *where, params)  # flow run's parameters are bounded
+        summary = report_batch(root, batch, rows)
     else:
         summary = commit_batch(root, batch, score_images(model, batch, params))
     publish_batch_summary(summary, model, batch.source)
@@ -71,10 +74,11 @@ def batch_inference_flow(
 
 @flow(name="score-on-dask", log_prints=True)
 def dask_scoring_flow(
-    root: str, model: ModelRef, batch: Batch, params: MonitorParams
+    root: str, model: ModelRef, images_dir: str, source: str, batch_id: str, params: MonitorParams
 ) -> list[dict]:
-    """Score `batch` in chunks of `monitor.chunk_images` on the flow's Dask task runner;
+    """Score the batch in chunks of `monitor.chunk_images` on the flow's Dask task runner;
     each chunk stores its own rows. Progress is a Prefect progress artifact."""
+    batch = plan_batch(Path(images_dir), source, batch_id)
     clear_batch(root, batch)
     parts = batch.chunks(params.chunk_images)
     futures, first = {}, 0

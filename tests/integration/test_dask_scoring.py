@@ -37,7 +37,12 @@ def test_dask_chunks_are_retried_and_every_image_is_stored_once(
     champion: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from prefect import get_client
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
 
     from flows.batch_inference import batch_inference_flow
     from skintwin.monitoring.store import PredictionStore
@@ -76,6 +81,10 @@ def test_dask_chunks_are_retried_and_every_image_is_stored_once(
         chunks = client.read_task_runs(
             task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="score dask-chaos images"))
         )
+        progress = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["batch-progress"]))
+        )
+    assert [(a.type, a.data) for a in progress] == [("progress", 100.0)]  # one bar, full
     assert len(chunks) == 10 and all(c.state.is_completed() for c in chunks)
     retried = [c.name for c in chunks if c.run_count > 1]
     assert retried, "no chunk met the locked store"
