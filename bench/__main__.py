@@ -19,45 +19,37 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["small", "default"], default="small")
-    parser.add_argument(
-        "--only",
-        choices=[
-            "training",
-            "monitoring",
-            "serving",
-            "load",
-            "gate",
-            "drift",
-            "estimate",
-            "scaleout",
-        ],
-        action="append",
-    )
+    every = ["monitoring", "training", "serving", "load", "gate", "drift", "estimate", "scaleout"]
+    parser.add_argument("--only", choices=every, action="append")
     args = parser.parse_args()
     configure_offline(Path(__file__).resolve().parents[1])
-    rows = []
+    rows: list = []
+
+    def section(new_rows: list) -> None:
+        """Print a benchmark's rows as soon as it is done: a later failure keeps them."""
+        print(table(new_rows), flush=True)
+        rows.extend(new_rows)
+
+    want = set(args.only or every)
+    needs_model = {"serving", "load", "gate", "drift", "estimate", "scaleout"}
     with tempfile.TemporaryDirectory(prefix="skintwin-bench-") as tmp:
         work = Path(tmp)
-        if not args.only or "monitoring" in args.only:
-            rows += monitoring.run(work / "monitoring", args.size)
-        every = ["monitoring", "training", "serving", "load", "gate", "drift", "estimate"]
-        every.append("scaleout")
-        want = set(args.only or every)
-        if want & {"training", "serving", "load", "gate", "drift", "estimate", "scaleout"}:
+        if "monitoring" in want:
+            section(monitoring.run(work / "monitoring", args.size))
+        if want & ({"training"} | needs_model):
             train_rows, project = training.run(work / "training", args.size)
-            rows += train_rows if "training" in want else []
-            if "serving" in want:
-                rows += serving.run(work / "serving", args.size, project)
-            if "load" in want:
-                rows += load.run(work / "load", args.size, project)
-            if "gate" in want:
-                rows += gate.run(work / "gate", args.size, project)
-            if "drift" in want:
-                rows += drift.run(work / "gate", args.size, project)  # the gate's model
-            if "estimate" in want:
-                rows += estimate.run(work / "gate", args.size, project)
-            if "scaleout" in want:
-                rows += scaleout.run(work / "scaleout", args.size, project)
+            section(train_rows if "training" in want else [])
+            for name, module, folder in (
+                ("serving", serving, "serving"),
+                ("load", load, "load"),
+                ("gate", gate, "gate"),
+                ("drift", drift, "gate"),  # the gate's model
+                ("estimate", estimate, "gate"),
+                ("scaleout", scaleout, "scaleout"),
+            ):
+                if name in want:
+                    section(module.run(work / folder, args.size, project))
+    print("\nall figures:")
     print(table(rows))
     path = save(rows, args.size, Path(__file__).parent / "results")
     print(f"\nsaved {path}")
