@@ -47,6 +47,55 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _stores_are_postgresql_and_s3(p: ops.Plane, env: dict, run_id: str) -> None:
+    """The flow run and the registered model are rows of PostgreSQL; the version's files
+    are objects in the bucket, not files on this disk."""
+    prefect_db = env["PREFECT_API_DATABASE_CONNECTION_URL"].replace("+asyncpg", "+psycopg")
+    state = _rows(prefect_db, f"SELECT state_type FROM flow_run WHERE id = '{run_id}'")
+    assert state == [("COMPLETED",)]
+    aliases = _rows(env["SKINTWIN_MLFLOW_BACKEND"], "SELECT alias FROM registered_model_aliases")
+    assert {"champion", "challenger"} <= {a for (a,) in aliases}
+    artifacts = _s3_keys(env, "mlflow/")
+    assert any(k.endswith("/MLmodel") for k in artifacts), artifacts[:10]
+    assert any(k.endswith(".pt") for k in artifacts), artifacts[:10]
+    assert not (p.root / "mlartifacts").exists()
+
+
+def _serve_from_s3_into_postgresql(p: ops.Plane, env: dict, log: Path):
+    """The service loads the champion through the MLflow server (from S3), answers, and
+    logs the prediction to the PostgreSQL store. Returns the service's process."""
+    shutil.rmtree(ProjectPaths(p.root).model_cache, ignore_errors=True)
+    port = free_port()
+    service = start_service(p.root, port, log, MLFLOW_TRACKING_URI=p.mlflow_uri,
+                            SKINTWIN_MONITOR_DB=env["SKINTWIN_MONITOR_DB"])  # fmt: skip
+    health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
+    assert (health["source"], health["store_reachable"]) == ("registry", True), health
+    image = next((p.root / "data" / "processed" / "images" / "test").iterdir())
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/predict",
+        files={"file": (image.name, image.read_bytes(), "image/jpeg")},
+        timeout=120,
+    )
+    assert answer.status_code == 200 and answer.json()["version"] == "1", answer.text
+    query, deadline = "SELECT model_version FROM predictions", time.time() + 20
+    while not _rows(env["SKINTWIN_MONITOR_DB"], query) and time.time() < deadline:
+        time.sleep(0.2)  # the row is written after the answer
+    assert _rows(env["SKINTWIN_MONITOR_DB"], query) == [("1",)]
+    return service
+
+
+def _push_lose_pull(root: Path, env: dict) -> None:
+    """DVC's default remote is the bucket while the profile runs."""
+    weights = root / "models" / "train" / "weights" / "best.pt"
+    before = _digest(weights)
+    dvc("push", cwd=root)
+    assert _s3_keys(env, "dvc/"), "dvc push sent nothing to the bucket"
+    weights.unlink()
+    shutil.rmtree(root / ".dvc" / "cache")  # nothing left here to check out from
+    dvc("pull", cwd=root)
+    assert _digest(weights) == before
+
+
 def test_team_profile_trains_registers_serves_and_pushes_on_postgresql_and_s3(
     tmp_path: Path, tiny_params: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,65 +116,17 @@ def test_team_profile_trains_registers_serves_and_pushes_on_postgresql_and_s3(
     try:
         ops.up(p, worker=False)
         assert ops.plane(root).profile == "team"  # a running team profile is remembered
-        env = p.env()
         run_id = _run_deployment(p, "training/manual")
         assert _api(p, f"/flow_runs/{run_id}")["state"]["type"] == "COMPLETED"
-
-        # every SQL store is PostgreSQL: the flow run, the registered model
-        prefect_db = env["PREFECT_API_DATABASE_CONNECTION_URL"].replace("+asyncpg", "+psycopg")
-        assert _rows(prefect_db, f"SELECT state_type FROM flow_run WHERE id = '{run_id}'") == [
-            ("COMPLETED",)
-        ]
-        aliases = _rows(
-            env["SKINTWIN_MLFLOW_BACKEND"], "SELECT alias FROM registered_model_aliases"
-        )
-        assert {"champion", "challenger"} <= {a for (a,) in aliases}
-        # the version's files are objects in the bucket, not files on this disk
-        artifacts = _s3_keys(env, "mlflow/")
-        assert any(k.endswith("/MLmodel") for k in artifacts), artifacts[:10]
-        assert any(k.endswith(".pt") for k in artifacts), artifacts[:10]
-        assert not (root / "mlartifacts").exists()
-
-        # the service loads the champion through the MLflow server (from S3) and logs to
-        # the PostgreSQL store
-        shutil.rmtree(ProjectPaths(root).model_cache, ignore_errors=True)
-        port = free_port()
-        service = start_service(
-            root,
-            port,
-            tmp_path / "service.log",
-            MLFLOW_TRACKING_URI=p.mlflow_uri,
-            SKINTWIN_MONITOR_DB=env["SKINTWIN_MONITOR_DB"],
-        )
-        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
-        assert (health["source"], health["store_reachable"]) == ("registry", True), health
-        image = next((root / "data" / "processed" / "images" / "test").iterdir())
-        answer = httpx.post(
-            f"http://127.0.0.1:{port}/predict",
-            files={"file": (image.name, image.read_bytes(), "image/jpeg")},
-            timeout=120,
-        )
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["version"] == "1"
-        query, deadline = "SELECT model_version FROM predictions", time.time() + 20
-        while not _rows(env["SKINTWIN_MONITOR_DB"], query) and time.time() < deadline:
-            time.sleep(0.2)  # the row is written after the answer
-        assert _rows(env["SKINTWIN_MONITOR_DB"], query) == [("1",)]
-
-        # DVC's default remote is the bucket while the profile runs: push, lose, pull
-        weights = root / "models" / "train" / "weights" / "best.pt"
-        before = _digest(weights)
-        dvc("push", cwd=root)
-        assert _s3_keys(env, "dvc/"), "dvc push sent nothing to the bucket"
-        weights.unlink()
-        shutil.rmtree(root / ".dvc" / "cache")  # nothing left here to check out from
-        dvc("pull", cwd=root)
-        assert _digest(weights) == before
+        _stores_are_postgresql_and_s3(p, p.env(), run_id)
+        service = _serve_from_s3_into_postgresql(p, p.env(), tmp_path / "service.log")
+        _push_lose_pull(root, p.env())
     finally:
         if service is not None:
             service.terminate()
             service.wait(timeout=60)
         stopped = ops.down(p)
+        shutil.rmtree(pg_home, ignore_errors=True)
     assert {"prefect-server", "mlflow-server", "s3-server", "postgres"} <= set(stopped)
     assert ops.plane(root).profile == "local"
     assert "team-s3" not in dvc("remote", "list", cwd=root).stdout
