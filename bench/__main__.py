@@ -36,9 +36,12 @@ def main() -> int:
         work = Path(tmp)
         if "monitoring" in want:
             section(monitoring.run(work / "monitoring", args.size))
-        if want & ({"training"} | needs_model):
+        if "training" in want:
             train_rows, project = training.run(work / "training", args.size)
-            section(train_rows if "training" in want else [])
+            section(train_rows)
+        elif want & needs_model:
+            project = training.trained_project(work / "training", args.size)
+        if want & needs_model:
             for name, module, folder in (
                 ("serving", serving, "serving"),
                 ("load", load, "load"),

@@ -45,6 +45,17 @@ def _project(work: Path, size: str) -> Path:
     return scratch_project(work / "project", params)
 
 
+def trained_project(work: Path, size: str) -> Path:
+    """Only the project with its trained champion, for the benchmarks that need a model
+    but not the training figures (one flow run, no plain `yolo train` beside it)."""
+    from flows.training import training_flow
+
+    root = _project(work, size)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    training_flow(project_dir=str(root))
+    return root
+
+
 def run(work: Path, size: str) -> tuple[list[Row], Path]:
     """The rows, and the project whose trained champion the serving benchmark reuses."""
     from prefect import flow
