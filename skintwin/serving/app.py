@@ -92,4 +92,6 @@ def serve(host: str = "127.0.0.1", port: int = 8080, project_dir: str | None = N
     settings = Settings.from_env()
     check_exposure(host, settings.token)  # before loading anything
     app = create_app(settings, project_dir=project_dir)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", timeout_keep_alive=int(settings.keepalive_s)
+    )

@@ -25,6 +25,10 @@ class Settings:
     max_inflight: int = 64  # requests admitted at once; more are shed with 503 + Retry-After
     upload_timeout_s: float = 20.0  # receiving a request's body, however slowly it comes
     reload_interval_s: float = 30.0
+    # an idle keep-alive connection is kept this long: longer than clients' and proxies'
+    # own idle limits (httpx 5 s, load balancers 60 s), so the client always closes first
+    # and never sends a request on a connection the server is closing
+    keepalive_s: float = 75.0
     weights: str | None = None  # a local .pt to serve instead of the registry's champion
     embedding: str | None = None  # ... and its embedding projection (evaluate's embedding.npz)
     conf: float = 0.25
@@ -48,6 +52,7 @@ class Settings:
             max_inflight=int(env_number("SKINTWIN_MAX_INFLIGHT", 64, 1, 10_000)),
             upload_timeout_s=env_number("SKINTWIN_UPLOAD_TIMEOUT_S", 20, 0.1, 3600),
             reload_interval_s=env_number("SKINTWIN_RELOAD_INTERVAL_S", 30, 0.5, 86_400),
+            keepalive_s=env_number("SKINTWIN_KEEPALIVE_S", 75, 1, 3600),
             weights=os.environ.get("SKINTWIN_SERVE_WEIGHTS") or None,
             embedding=os.environ.get("SKINTWIN_SERVE_EMBEDDING") or None,
             token=os.environ.get("SKINTWIN_API_TOKEN") or None,
