@@ -149,7 +149,8 @@ def _check_reachable(folder: Path) -> None:
         if not part.stat().st_mode & 0o001:
             raise SkinTwinError(
                 f"PostgreSQL runs as nobody under root, and {part} does not let others "
-                "pass (chmod o+x it, or put the cluster under a folder such as /tmp)"
+                "pass (chmod o+x it, or put the cluster elsewhere, e.g. under /tmp: "
+                "SKINTWIN_PG_DATA for `skintwin up --profile team`)"
             )
 
 
