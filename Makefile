@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 export PATH          := $(BIN):$(PATH)
 export PREFECT_HOME  ?= $(CURDIR)/.prefect
@@ -21,11 +22,19 @@ export DVC_NO_ANALYTICS := 1
 
 .PHONY: setup browser demo test lint bench serve mlflow-ui prefect-ui up down clean
 
+# The runtime for the demo; the tests (and bench, lint, the team profile) add the dev extra:
+# PostgreSQL, S3 and test tools. One pip run either way: dev includes the runtime.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $(STAMP)
+
+$(DEV_STAMP): pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $(DEV_STAMP) $(STAMP)
 
 setup: $(STAMP)
 	@git rev-parse --git-dir >/dev/null 2>&1 || git init -q
@@ -43,14 +52,14 @@ browser:       # headless Chromium for the tests that open pages offline (Debian
 demo: setup    # ends with `skintwin where`
 	$(BIN)/skintwin demo
 
-test: setup browser  # the layers contract first (seconds), then the suite
+test: $(DEV_STAMP) setup browser  # the layers contract first (seconds), then the suite
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
-lint: setup
+lint: $(DEV_STAMP) setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
-bench: setup   # every benchmark, figures beside their baselines (SIZE=small|default)
+bench: $(DEV_STAMP) setup   # every benchmark, figures beside their baselines (SIZE=small|default)
 	$(BIN)/python -m bench --size $(or $(SIZE),small)
 
 serve: setup   # the HTTP inference service on the champion, http://127.0.0.1:8080/docs
@@ -62,7 +71,7 @@ mlflow-ui: setup
 prefect-ui: setup
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
-up: setup      # Prefect + MLflow servers on loopback, work pool, deployments, a worker
+up: $(DEV_STAMP) setup      # Prefect + MLflow servers on loopback, work pool, deployments, a worker
 	$(BIN)/skintwin up $(if $(PROFILE),--profile $(PROFILE))   # PROFILE=team: PostgreSQL + S3
 
 down:          # stop what `make up` started

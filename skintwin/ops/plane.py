@@ -21,7 +21,7 @@ from pathlib import Path
 
 from skintwin.errors import SkinTwinError
 from skintwin.ops.processes import alive, bin_path, stop_group, wait_http
-from skintwin.ops.team import TeamServices
+from skintwin.ops.team import TeamServices, require_packages
 from skintwin.project import ProjectPaths
 
 POOL = "skin-twin-local"
@@ -173,6 +173,7 @@ def start_worker(p: Plane) -> None:
 
 def start_team_services(p: Plane) -> None:
     """The team profile's PostgreSQL cluster and S3 API, ready when this returns."""
+    require_packages()
     team = p.team()
     team.start_database(p.state)
     _spawn(p, "s3-server", [bin_path("moto_server"), "-H", "127.0.0.1", "-p", str(team.s3_port)])

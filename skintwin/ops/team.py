@@ -20,12 +20,14 @@ HTTP S3 API whose objects live in its memory, a rehearsal stage rather than stor
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from skintwin.errors import SkinTwinError
 from skintwin.ops.postgres import PostgresCluster, database_url
 from skintwin.ops.processes import bin_path
 
@@ -44,6 +46,16 @@ def s3_env(endpoint: str, keys: dict[str, str] | None = None) -> dict[str, str]:
         "AWS_ENDPOINT_URL_S3": endpoint,  # boto3 ≥ 1.28, and aiobotocore under DVC
         "MLFLOW_S3_ENDPOINT_URL": endpoint,
     }
+
+
+def require_packages() -> None:
+    """The team profile's own packages, or an error that says how to get them."""
+    missing = [m for m in ("psycopg", "boto3", "moto") if importlib.util.find_spec(m) is None]
+    if missing or not Path(bin_path("moto_server")).is_file():
+        raise SkinTwinError(
+            f"the team profile needs {', '.join(missing) or 'moto_server'}: "
+            "pip install -e '.[team]' (make up installs it)"
+        )
 
 
 @dataclass(frozen=True)
