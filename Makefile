@@ -24,16 +24,18 @@ export DVC_NO_ANALYTICS := 1
 
 # The runtime for the demo; the tests (and bench, lint, the team profile) add the dev extra:
 # PostgreSQL, S3 and test tools. One pip run either way: dev includes the runtime.
+# --no-compile: modules are byte-compiled when first imported, not all ~150 packages
+# up front (most of their modules never are).
 $(STAMP): pyproject.toml
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-compile -e .
 	touch $(STAMP)
 
 $(DEV_STAMP): pyproject.toml
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-compile -e '.[dev]'
 	touch $(DEV_STAMP) $(STAMP)
 
 setup: $(STAMP)
