@@ -101,7 +101,8 @@ def _plane(args: argparse.Namespace) -> None:
         print_json(plane.up(p, worker=not args.no_worker))
         exports = {"PREFECT_API_URL": p.prefect_api, "MLFLOW_TRACKING_URI": p.mlflow_uri}
         if p.profile == "team":
-            exports |= {k: p.env()[k] for k in TEAM_CLIENT_ENV}
+            env = p.env()  # built once: it reads the running profile's record
+            exports |= {k: env[k] for k in TEAM_CLIENT_ENV}
         print("\nexport " + " ".join(f"{k}={v}" for k, v in exports.items()))
     elif args.command == "down":
         print("stopped:", ", ".join(plane.down(p)) or "nothing was running")
