@@ -22,6 +22,7 @@ from skintwin.training import charts
 from skintwin.training.embedding import fit_projection
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 from skintwin.training.parity import export_checked
+from skintwin.training.served import ServedRuns
 from skintwin.training.version_estimator import fit_for_version
 
 log = logging.getLogger(__name__)
@@ -48,16 +49,18 @@ def run_evaluate(
     inputs = [dataset, Path(weights).parent]
     check_output_dir(out, "evaluate", inputs, OUTPUTS)  # before the work, not after
     result = evaluate_weights(weights, dataset, params, metric, device)
-    estimator = fit_for_version(
-        weights, dataset, params, device, result, operating_conf, serving_imgsz or params.imgsz
-    )
-    projection = fit_projection(weights, dataset, params, serving_imgsz or params.imgsz)
+    imgsz = serving_imgsz or params.imgsz
+    runs = ServedRuns(imgsz)  # one detector; parity's `.pt` pass is the estimator's test pass
     with atomic_dir(out, owner="evaluate", inputs=inputs, known=OUTPUTS) as tmp:
+        parity = export_checked(weights, tmp / "model.onnx", dataset, result, operating_conf,
+                                imgsz, params.embed_layer, runs)  # fmt: skip
+        estimator = fit_for_version(
+            weights, dataset, params, device, result, operating_conf, imgsz, runs=runs
+        )
+        projection = fit_projection(weights, dataset, params, imgsz, runs)
         atomic_write_json(tmp / "metrics.json", result.metrics_doc())
         atomic_write_json(tmp / "estimator.json", estimator)
         projection.save(tmp / "embedding.npz")
-        parity = export_checked(weights, tmp / "model.onnx", dataset, result, operating_conf,
-                                serving_imgsz or params.imgsz, projection.layer)  # fmt: skip
         atomic_write_json(tmp / "parity.json", parity)
         result.save_stats(tmp / "test_stats.npz")
         names = list(result.pr_curves)

@@ -54,23 +54,25 @@ def twins(ours: list[dict], theirs: list[dict], conf: float) -> tuple[int, int, 
 
 def check_parity(
     weights: Path, onnx: Path, dataset: Path, test, names, serving_conf: float, imgsz: int,
-    min_images: int = 10,
+    min_images: int = 10, runs=None,
 ) -> dict:  # fmt: skip
     """The parity verdict of `onnx` against `weights` on `dataset`'s test split.
 
     Args:
         test: the candidate's `Evaluation` (its test files and their tone groups).
+        runs: a `served.ServedRuns` whose passes this shares (the `.pt` on the test split).
 
     Returns:
         {"passed", "reasons": [...], "boxes": {"pytorch": [matched, total], "onnx": [...]},
          "max_conf_delta", "mAP50": {slice: {"pytorch", "onnx", "delta"}}}.
     """
     from skintwin.training.estimator import slices
-    from skintwin.training.served import matched_stats, served_predictions
+    from skintwin.training.served import ServedRuns, matched_stats
 
     images = [Path(dataset) / f for f in test.stats.files]
     labels = Path(dataset) / "labels" / "test"
-    runs = {b: served_predictions(w, images, LOW_CONF, imgsz) for b, w in
+    served = runs or ServedRuns(imgsz)
+    runs = {b: served.predict(w, images, LOW_CONF) for b, w in
             (("pytorch", weights), ("onnx", onnx))}  # fmt: skip
     boxes, deltas, reasons = {}, [], []
     for side, other in (("pytorch", "onnx"), ("onnx", "pytorch")):
@@ -94,15 +96,17 @@ def check_parity(
 
 
 def export_checked(
-    weights: Path, out: Path, dataset: Path, test, serving_conf: float, imgsz: int, layer: int
-) -> dict:
+    weights: Path, out: Path, dataset: Path, test, serving_conf: float, imgsz: int, layer: int,
+    runs=None,
+) -> dict:  # fmt: skip
     """Export `weights` to `out` (with the embedding output of `layer`) and check its
     parity; the verdict, with the export's opset, is what the version records."""
     from skintwin.model.onnx import OPSET, export_onnx
-    from skintwin.model.pyfunc import SkinTwinDetector
+    from skintwin.training.served import ServedRuns
 
+    runs = runs or ServedRuns(imgsz)
     export_onnx(weights, out, imgsz, layer)
-    names = SkinTwinDetector().load(weights).names
+    names = runs.detector(weights).names
     verdict = check_parity(weights, out, dataset, test, tuple(names[k] for k in sorted(names)),
-                           serving_conf, imgsz)  # fmt: skip
+                           serving_conf, imgsz, runs=runs)  # fmt: skip
     return {**verdict, "opset": OPSET, "serving_conf": serving_conf, "imgsz": imgsz}

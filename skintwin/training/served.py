@@ -52,16 +52,53 @@ def match(dets: list[dict], classes: np.ndarray, boxes: np.ndarray, names) -> np
     return tp
 
 
+class ServedRuns:
+    """The service's predictions for the evaluate stage's passes (estimator, embedding
+    projection, ONNX parity), at one image size: one detector per weights file, and each
+    image set predicted once per weights. A pass at a higher confidence is the lower one's
+    detections at or above it: NMS keeps a box whatever boxes below it were candidates, so
+    these are the detections the service keeps at that confidence."""
+
+    def __init__(self, imgsz: int) -> None:
+        self.imgsz = imgsz
+        self._detectors: dict[str, object] = {}
+        self._runs: dict[tuple, tuple[float, list[dict]]] = {}
+
+    def detector(self, weights: Path):
+        """The pyfunc detector of `weights`, loaded once."""
+        from skintwin.model.pyfunc import SkinTwinDetector
+
+        key = str(weights)
+        if key not in self._detectors:
+            self._detectors[key] = SkinTwinDetector().load(weights)
+        return self._detectors[key]
+
+    def predict(
+        self, weights: Path, images: list[Path], conf: float, embed_layer: int | None = None
+    ) -> list[dict]:
+        """Predictions of `images` at `conf` (with each image's pooled `embed_layer` map)."""
+        key = (str(weights), tuple(str(p) for p in images), embed_layer)
+        done = self._runs.get(key)
+        if done is None or done[0] > conf:
+            params = {"conf": conf, "imgsz": self.imgsz}
+            if embed_layer is not None:
+                params["embed_layer"] = embed_layer
+            detector, preds = self.detector(weights), []
+            for start in range(0, len(images), 16):
+                chunk = [decode_image(p) for p in images[start : start + 16]]
+                preds += detector.predict_pixels(chunk, params)
+            self._runs[key] = done = (conf, preds)
+        return done[1] if done[0] == conf else [at_conf(p, conf) for p in done[1]]
+
+
+def at_conf(pred: dict, conf: float) -> dict:
+    """A prediction with only its detections at or above `conf`."""
+    return {**pred, "detections": [d for d in pred["detections"] if d["confidence"] >= conf]}
+
+
 def served_predictions(weights: Path, images: list[Path], conf: float, imgsz: int) -> list[dict]:
     """The service's predictions for `images` from `weights` (a `.pt` or an `.onnx`)."""
-    from skintwin.model.pyfunc import SkinTwinDetector
-
-    detector = SkinTwinDetector().load(weights)
-    out: list[dict] = []
-    for start in range(0, len(images), 16):
-        chunk = [decode_image(p) for p in images[start : start + 16]]
-        out += detector.predict_pixels(chunk, {"conf": conf, "imgsz": imgsz})
-    return out
+    return ServedRuns(imgsz).predict(weights, images, conf)
 
 
 def matched_stats(preds: list[dict], images: list[Path], labels: Path, names) -> DetectionStats:
@@ -89,7 +126,9 @@ def matched_stats(preds: list[dict], images: list[Path], labels: Path, names) ->
 
 
 def served_stats(
-    weights: Path, images: list[Path], labels: Path, names, conf: float, imgsz: int
-) -> DetectionStats:
+    weights: Path, images: list[Path], labels: Path, names, conf: float, imgsz: int,
+    runs: ServedRuns | None = None,
+) -> DetectionStats:  # fmt: skip
     """The service's detections on `images` (labels in `labels/<stem>.txt`), matched."""
-    return matched_stats(served_predictions(weights, images, conf, imgsz), images, labels, names)
+    preds = (runs or ServedRuns(imgsz)).predict(weights, images, conf)
+    return matched_stats(preds, images, labels, names)

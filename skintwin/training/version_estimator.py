@@ -12,29 +12,30 @@ from skintwin.training.estimator import FIGURES, Estimator, slices, true_figures
 
 def fit_for_version(
     weights, dataset, params, device: str, test, operating_conf: float, imgsz: int,
-    min_images: int = 30,
+    min_images: int = 30, runs=None,
 ) -> dict:  # fmt: skip
     """The estimator a registered version carries (`estimator.json`): fitted on the
     service's detections on the validation split (`served`), with its estimate beside the
     true value on the test split, overall and per tone group: the baseline a production
     window is compared with. A model too weak to fit one gets {"available": False,
-    "reason"} and monitoring says so."""
-    from skintwin.training.served import served_stats
+    "reason"} and monitoring says so. `runs` (a `served.ServedRuns`) shares the service's
+    passes with the evaluate stage's other steps."""
+    from skintwin.training.served import ServedRuns, served_stats
     from skintwin.training.validator import run_val
 
-    dataset = Path(dataset)
+    dataset, runs = Path(dataset), runs or ServedRuns(imgsz)
     capture = run_val(weights, dataset, params, device, split="val")
     truth = true_figures(DetectionStats.from_rows(capture.rows), operating_conf)
     val_images = sorted((dataset / "images" / "val").iterdir())
     served = served_stats(weights, val_images, dataset / "labels" / "val", capture.names,
-                          operating_conf, imgsz)  # fmt: skip
+                          operating_conf, imgsz, runs)  # fmt: skip
     try:
         estimator = Estimator.fit(served, capture.names, operating_conf, truth)
     except SkinTwinError as exc:
         return {"available": False, "reason": str(exc)}
     test_images = [dataset / f for f in test.stats.files]
     served_test = served_stats(weights, test_images, dataset / "labels" / "test",
-                               capture.names, operating_conf, imgsz)  # fmt: skip
+                               capture.names, operating_conf, imgsz, runs)  # fmt: skip
     baseline = {}
     for name, members in slices(test.groups, min_images).items():
         est = estimator.estimate_stats(served_test.subset(members), operating_conf, n_boot=200)

@@ -79,3 +79,21 @@ def test_a_broken_export_fails_parity_and_the_version_stays_on_pytorch(
     monkeypatch.setenv("SKINTWIN_RUNTIME", "onnx")
     with pytest.raises(SkinTwinError, match="serves on PyTorch"):
         serving_weights(weights, broken, parity)
+
+
+def test_shared_passes_keep_the_services_detections(champion: Path) -> None:
+    """The evaluate stage predicts the test split once per runtime, down to parity's
+    floor, and the estimator reads its pass at the serving confidence from it: the same
+    detections as a pass of its own, and one detector per weights file."""
+    from skintwin.training.parity import LOW_CONF
+    from skintwin.training.served import ServedRuns
+
+    weights = champion / "models/train/weights/best.pt"
+    images = sorted((champion / "data/processed/images/test").iterdir())[:24]
+    shared = ServedRuns(64)
+    low = shared.predict(weights, images, LOW_CONF)
+    served = shared.predict(weights, images, 0.25)
+    alone = ServedRuns(64).predict(weights, images, 0.25)
+    assert sum(len(p["detections"]) for p in low) > sum(len(p["detections"]) for p in alone)
+    assert served == alone
+    assert shared.detector(weights) is shared.detector(weights)
