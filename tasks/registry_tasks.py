@@ -12,7 +12,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from skintwin.project import ProjectPaths
-from skintwin.registry import promotion
+from skintwin.registry import champion, promotion
 from skintwin.registry.summary import training_markdown
 from skintwin.training.evaluation import Evaluation
 
@@ -36,10 +36,22 @@ def register_candidate(root: str, evaluation: Evaluation) -> dict:
     return result
 
 
+@task(cache_policy=NO_CACHE, name="measure-champion", **_RETRY)
+def measure_champion(root: str) -> champion.Measured | None:
+    """The current champion on the new test split, for the gate (None: no champion)."""
+    measured = champion.measure_current(ProjectPaths(Path(root)))
+    if measured is not None:
+        get_run_logger().info("champion v%s measured on the test split", measured.version)
+    return measured
+
+
 @task(cache_policy=NO_CACHE, name="gate-candidate", **_RETRY)
-def gate_candidate(root: str, candidate: dict, evaluation: Evaluation) -> dict:
-    """Gate the candidate against the champion evaluated now; move `champion` only on a pass."""
-    decision = promotion.gate(ProjectPaths(Path(root)), candidate, evaluation)
+def gate_candidate(
+    root: str, candidate: dict, evaluation: Evaluation, measured: champion.Measured | None = None
+) -> dict:
+    """Gate the candidate against the champion on the same test split (`measured` earlier
+    in the flow, or now); move `champion` only on a pass."""
+    decision = promotion.gate(ProjectPaths(Path(root)), candidate, evaluation, measured)
     verdict = "promoted to champion" if decision["promote"] else "not promoted"
     get_run_logger().info(
         "version %s %s: %s", decision["version"], verdict, "; ".join(decision["reasons"])

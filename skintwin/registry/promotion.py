@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
 from skintwin.params import Params, load_params
 from skintwin.project import ProjectPaths
-from skintwin.registry import aliases, card, change_control, client
+from skintwin.registry import aliases, card, champion, change_control, client
 from skintwin.registry.artifacts import runtime_tags, version_artifacts
 from skintwin.registry.gate import Decision, decide
 from skintwin.registry.lineage import collect_lineage, trained_elsewhere
@@ -56,8 +55,14 @@ def register(
         return _register(paths, params, weights, record["run_id"], evaluation, flow_run_id)
 
 
-def gate(paths: ProjectPaths, candidate: dict, evaluation: Evaluation | None = None) -> dict:
-    """Apply the promotion gate to a registered candidate (once per version)."""
+def gate(
+    paths: ProjectPaths,
+    candidate: dict,
+    evaluation: Evaluation | None = None,
+    measured: champion.Measured | None = None,
+) -> dict:
+    """Apply the promotion gate to a registered candidate (once per version); `measured`:
+    the champion measured earlier in the flow (`champion.measure_current`)."""
     with unreachable_as_error(configure_tracking(paths.root)):
         params = load_params(paths.params)
         if not candidate["new"] and candidate["decision"]:
@@ -69,7 +74,7 @@ def gate(paths: ProjectPaths, candidate: dict, evaluation: Evaluation | None = N
                 "repeat": True,
             }
         evaluation = evaluation or Evaluation.read(paths.metrics, paths.test_stats)
-        return _gate(paths, params, candidate["version"], evaluation)
+        return _gate(paths, params, candidate["version"], evaluation, measured)
 
 
 def register_external(
@@ -150,34 +155,19 @@ def _register(
     return {"version": version, "new": True, "run_id": run_id, "decision": None}
 
 
-def _evaluate_champion(paths: ProjectPaths, params: Params, version: str) -> Evaluation:
-    """The champion measured now, on the candidate's test split; an error says why not."""
-    name = params.promote.model_name
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            weights = client.version_weights(name, version, Path(tmp))
-            return evaluate_weights(
-                weights,
-                paths.processed,
-                params.evaluate,
-                params.promote.metric,
-                params.train.device,
-            )
-    except Exception as exc:  # any failure: the candidate waits for a human, nothing moves
-        log.exception("champion v%s could not be evaluated", version)
-        raise SkinTwinError(
-            f"champion v{version} could not be evaluated on this test split "
-            f"({type(exc).__name__}: {str(exc)[:300]}); a human must decide"
-        ) from None
-
-
-def _gate(paths: ProjectPaths, params: Params, version: str, evaluation: Evaluation) -> dict:
+def _gate(
+    paths: ProjectPaths,
+    params: Params,
+    version: str,
+    evaluation: Evaluation,
+    measured: champion.Measured | None = None,
+) -> dict:
     name = params.promote.model_name
     champ = client.alias_version(name, client.CHAMPION)
     champion_eval = None
     try:
         if champ is not None and str(champ.version) != str(version):
-            champion_eval = _evaluate_champion(paths, params, champ.version)
+            champion_eval = champion.evaluation_of(paths, params, champ.version, measured)
         decision = decide(evaluation, champion_eval, params.promote)
     except SkinTwinError as exc:  # no comparison possible: registered, not promoted
         value = float(evaluation.overall[params.promote.metric])
