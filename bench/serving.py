@@ -76,43 +76,46 @@ def _load(url: str, images: list[bytes], conc: int, total: int) -> tuple[list[fl
     return lat, time.perf_counter() - t0
 
 
-def _side_by_side(
-    project: Path, work: Path, images: list[bytes], n: int, variants: dict[str, dict]
-) -> dict[str, list[float]]:
-    """/predict latencies (ms) of one service per variant (its extra environment), all up
-    at once, each request going to every service in turn (order alternating)."""
+def _in_turn(
+    project: Path, work: Path, images: list[bytes], n: int, variants: dict[str, dict],
+    rounds: int = 2,
+) -> dict[str, list[float]]:  # fmt: skip
+    """/predict latencies (ms) of one service per variant (its extra environment), one
+    service up at a time: `rounds` blocks each, in alternating order (A B C, C B A) so
+    that a drift in the machine's speed falls on every variant alike. One at a time
+    because two runtimes on the same 2 cores measure each other: after each request
+    PyTorch's OpenMP threads and ONNX Runtime's pool spin-wait, taking the cores from the
+    other service's next request."""
     import httpx
 
     from skintwin.ops.processes import free_port, start_service
 
-    urls, procs = {}, []
-    try:
-        for name, extra in variants.items():
+    lat: dict[str, list[float]] = {name: [] for name in variants}
+    per_block = max(1, n // rounds)
+    for r in range(rounds):
+        for name in list(variants) if r % 2 == 0 else list(variants)[::-1]:
             port = free_port()
             env = {"SKINTWIN_MONITOR_DB": f"sqlite:///{work / (name + '.db')}",
-                   "SKINTWIN_RELOAD_INTERVAL_S": "3600", **extra}  # fmt: skip
-            procs.append(start_service(project, port, work / f"{name}.log", **env))
-            urls[name] = f"http://127.0.0.1:{port}/predict"
-        lat: dict[str, list[float]] = {name: [] for name in urls}
-        with httpx.Client(timeout=120) as c:
-            for url in urls.values():
-                c.post(url, content=images[0])  # warm-up
-            for i in range(n):
-                order = list(urls.items())
-                for name, url in order if i % 2 else order[::-1]:
-                    t = time.perf_counter()
-                    assert c.post(url, content=images[i % len(images)]).status_code == 200
-                    lat[name].append((time.perf_counter() - t) * 1000)
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=30)
+                   "SKINTWIN_RELOAD_INTERVAL_S": "3600", **variants[name]}  # fmt: skip
+            proc = start_service(project, port, work / f"{name}.log", **env)
+            url = f"http://127.0.0.1:{port}/predict"
+            try:
+                with httpx.Client(timeout=120) as c:
+                    for i in range(5):  # warm-up
+                        c.post(url, content=images[i % len(images)])
+                    for i in range(per_block):
+                        t = time.perf_counter()
+                        assert c.post(url, content=images[i % len(images)]).status_code == 200
+                        lat[name].append((time.perf_counter() - t) * 1000)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
     return lat
 
 
 def _runtimes(project: Path, work: Path, images: list[bytes], n: int) -> list[Row]:
     """ONNX Runtime against the `.pt`, and the cost of storing the embedding: /predict p50
-    side by side, and batch scoring's images/s through one session."""
+    measured in turn, and batch scoring's images/s through one session."""
     from bench.drift import _projection
     from skintwin.model.onnx import export_onnx
     from skintwin.params import load_params
@@ -124,7 +127,7 @@ def _runtimes(project: Path, work: Path, images: list[bytes], n: int) -> list[Ro
     if not onnx.is_file():  # a bench model evaluated before the stage exported one
         onnx = export_onnx(weights, work / "model.onnx", params.evaluate.imgsz, 6)
     embed = {"SKINTWIN_SERVE_EMBEDDING": str(projection)}
-    lat = _side_by_side(project, work, images, n, {
+    lat = _in_turn(project, work, images, n, {
         "pt": {"SKINTWIN_SERVE_WEIGHTS": str(weights)},
         "pt+embedding": {"SKINTWIN_SERVE_WEIGHTS": str(weights), **embed},
         "onnx+embedding": {"SKINTWIN_SERVE_WEIGHTS": str(onnx), **embed},
@@ -152,14 +155,14 @@ def _batch_rates(work: Path, weights: dict[str, Path], projection: Path, params)
         gen = params.generate.model_copy(update={"n_images": 200, "seed": 77})
         run_generate(folder, gen, labels=False, workers=2)
     batch = plan_batch(folder / "images", "bench")
-    rates = {}
-    for name, path in weights.items():
-        model = LoadedModel.from_weights(path, projection)
-        score_batch(model, batch, 0.25, params.evaluate.imgsz, 10**8)  # warm-up
-        start = time.perf_counter()
-        score_batch(model, batch, 0.25, params.evaluate.imgsz, 10**8)
-        rates[name] = len(batch.images) / (time.perf_counter() - start)
-    return rates
+    models = {name: LoadedModel.from_weights(path, projection) for name, path in weights.items()}
+    seconds = dict.fromkeys(models, 0.0)
+    for r in range(3):  # in alternating order, as the latencies (after one warm-up each)
+        for name in list(models) if r % 2 else list(models)[::-1]:
+            start = time.perf_counter()
+            score_batch(models[name], batch, 0.25, params.evaluate.imgsz, 10**8, progress=False)
+            seconds[name] += (time.perf_counter() - start) * (r > 0)
+    return {name: 2 * len(batch.images) / s for name, s in seconds.items()}
 
 
 def run(work: Path, size: str, project: Path) -> list[Row]:

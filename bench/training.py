@@ -56,6 +56,15 @@ def trained_project(work: Path, size: str) -> Path:
     return root
 
 
+_CHAMPION = """
+import sys
+from pathlib import Path
+from skintwin.app import ModelRegistry
+out = ModelRegistry(project_dir=sys.argv[1]).register_yolo_model(model_path=sys.argv[2])
+assert out["decision"]["promote"], out["decision"]["reasons"]
+"""  # in its own process: the flow's process imports what it needs itself
+
+
 def run(work: Path, size: str) -> tuple[list[Row], Path]:
     """The rows, and the project whose trained champion the serving benchmark reuses."""
     from prefect import flow
@@ -79,6 +88,10 @@ def run(work: Path, size: str) -> tuple[list[Row], Path]:
         *[f"{k}={v}" for k, v in args.items()],
     ]
     plain_s, _ = timed(lambda: _sh(plain_cmd, work))
+    # the plain run's model is the champion the flow's gate measures again on the test split
+    _sh(
+        [sys.executable, "-c", _CHAMPION, str(root), str(work / "plain/run/weights/best.pt")], root
+    )
 
     @flow
     def warm() -> None:
