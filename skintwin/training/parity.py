@@ -71,12 +71,12 @@ def check_parity(
 
     images = [Path(dataset) / f for f in test.stats.files]
     labels = Path(dataset) / "labels" / "test"
-    served = runs or ServedRuns(imgsz)
-    runs = {b: served.predict(w, images, LOW_CONF) for b, w in
-            (("pytorch", weights), ("onnx", onnx))}  # fmt: skip
+    runs = runs or ServedRuns(imgsz)
+    preds = {b: runs.predict(w, images, LOW_CONF) for b, w in
+             (("pytorch", weights), ("onnx", onnx))}  # fmt: skip
     boxes, deltas, reasons = {}, [], []
     for side, other in (("pytorch", "onnx"), ("onnx", "pytorch")):
-        total, matched, worst = twins(runs[side], runs[other], serving_conf)
+        total, matched, worst = twins(preds[side], preds[other], serving_conf)
         boxes[side] = [matched, total]
         deltas.append(worst)
         if total and matched / total < BOX_SHARE:
@@ -84,7 +84,7 @@ def check_parity(
                            f"{matched} of {total} (< {BOX_SHARE:.0%})")  # fmt: skip
     if max(deltas) > MAX_CONF_DELTA:
         reasons.append(f"confidence differs by up to {max(deltas):.4f} (> {MAX_CONF_DELTA})")
-    stats = {side: matched_stats(runs[side], images, labels, names) for side in runs}
+    stats = {side: matched_stats(preds[side], images, labels, names) for side in preds}
     maps = {}
     for name, members in slices(test.groups, min_images).items():
         a, b = (stats[s].subset(members).summary()["mAP50"] for s in ("pytorch", "onnx"))
