@@ -96,11 +96,6 @@ def at_conf(pred: dict, conf: float) -> dict:
     return {**pred, "detections": [d for d in pred["detections"] if d["confidence"] >= conf]}
 
 
-def served_predictions(weights: Path, images: list[Path], conf: float, imgsz: int) -> list[dict]:
-    """The service's predictions for `images` from `weights` (a `.pt` or an `.onnx`)."""
-    return ServedRuns(imgsz).predict(weights, images, conf)
-
-
 def matched_stats(preds: list[dict], images: list[Path], labels: Path, names) -> DetectionStats:
     """Predictions of `images` (labels in `labels/<stem>.txt`) matched to their labels."""
     tp, confs, cls_, det_image, gt_cls, gt_image = [], [], [], [], [], []
