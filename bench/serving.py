@@ -76,6 +76,11 @@ def _load(url: str, images: list[bytes], conc: int, total: int) -> tuple[list[fl
     return lat, time.perf_counter() - t0
 
 
+def _alternating(names, r: int) -> list[str]:
+    """Round `r`'s order: as given on even rounds, reversed on odd ones (A B C, C B A)."""
+    return list(names) if r % 2 == 0 else list(names)[::-1]
+
+
 def _in_turn(
     project: Path, work: Path, images: list[bytes], n: int, variants: dict[str, dict],
     rounds: int = 2,
@@ -93,7 +98,7 @@ def _in_turn(
     lat: dict[str, list[float]] = {name: [] for name in variants}
     per_block = max(1, n // rounds)
     for r in range(rounds):
-        for name in list(variants) if r % 2 == 0 else list(variants)[::-1]:
+        for name in _alternating(variants, r):
             port = free_port()
             env = {"SKINTWIN_MONITOR_DB": f"sqlite:///{work / (name + '.db')}",
                    "SKINTWIN_RELOAD_INTERVAL_S": "3600", **variants[name]}  # fmt: skip
@@ -158,7 +163,7 @@ def _batch_rates(work: Path, weights: dict[str, Path], projection: Path, params)
     models = {name: LoadedModel.from_weights(path, projection) for name, path in weights.items()}
     seconds = dict.fromkeys(models, 0.0)
     for r in range(3):  # in alternating order, as the latencies (after one warm-up each)
-        for name in list(models) if r % 2 else list(models)[::-1]:
+        for name in _alternating(models, r):
             start = time.perf_counter()
             score_batch(models[name], batch, 0.25, params.evaluate.imgsz, 10**8, progress=False)
             seconds[name] += (time.perf_counter() - start) * (r > 0)
