@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import subprocess
 import sys
@@ -29,8 +30,13 @@ def stage_env() -> dict[str, str]:
 
 
 @task(cache_policy=NO_CACHE, name="reproduce-stage", task_run_name="dvc repro {stage}")
-def reproduce_stage(stage: str, root: str, force: bool = False) -> dict:
+def reproduce_stage(
+    stage: str, root: str, force: bool = False, started: queue.SimpleQueue | None = None
+) -> dict:
     """`dvc repro <stage>` (and any stale upstream stage), its output forwarded to the run log.
+
+    `started`, when given, receives True as soon as DVC starts running `stage` itself, or
+    False once the task ends without having run it (up to date, or failed).
 
     Returns:
         {"stage", "ran": [stages run], "skipped": [stages found unchanged], "seconds"}.
@@ -45,7 +51,22 @@ def reproduce_stage(stage: str, root: str, force: bool = False) -> dict:
         stage,
         *(["--force", "--single-item"] if force else []),
     ]
-    ran, skipped, tail = [], [], []
+    ran, skipped = [], []
+    try:
+        _follow(cmd, root, stage, ran, skipped, started)
+    finally:
+        if started is not None and stage not in ran:
+            started.put(False)
+    if stage in skipped:
+        logger.info("stage '%s' is up to date: DVC skipped it", stage)
+    seconds = round(time.perf_counter() - start, 2)
+    return {"stage": stage, "ran": ran, "skipped": skipped, "seconds": seconds}
+
+
+def _follow(cmd, root, stage, ran, skipped, started) -> None:
+    """Run `cmd`, forwarding its lines to the run log and noting the stages run and skipped."""
+    logger = get_run_logger()
+    tail: list[str] = []
     with subprocess.Popen(
         cmd,
         cwd=root,
@@ -62,6 +83,8 @@ def reproduce_stage(stage: str, root: str, force: bool = False) -> dict:
                 continue
             if m := _RAN.match(line):
                 ran.append(m.group(1))
+                if started is not None and m.group(1) == stage:
+                    started.put(True)
             if m := _SKIPPED.match(line):
                 skipped.append(m.group(1))
             tail = [*tail[-40:], line]
@@ -70,7 +93,3 @@ def reproduce_stage(stage: str, root: str, force: bool = False) -> dict:
         raise SkinTwinError(
             f"dvc repro {stage} failed (exit {proc.returncode}):\n" + "\n".join(tail)
         )
-    if stage in skipped:
-        logger.info("stage '%s' is up to date: DVC skipped it", stage)
-    seconds = round(time.perf_counter() - start, 2)
-    return {"stage": stage, "ran": ran, "skipped": skipped, "seconds": seconds}

@@ -101,8 +101,8 @@ def test_flow_registers_promotes_and_skips_when_nothing_changed(project, prefect
     assert len(_versions()) == 1
 
 
-def _assert_champion_measured_beside_evaluate(project, version: str, decision: dict) -> None:
-    """The flow measured the champion while the evaluate stage ran (a task of its own),
+def _assert_champion_measured_beside_train(project, version: str, decision: dict) -> None:
+    """The flow measured the champion while the train stage ran (a task of its own),
     and the gate's champion figure is what measuring it now gives."""
     from prefect import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
@@ -112,10 +112,13 @@ def _assert_champion_measured_beside_evaluate(project, version: str, decision: d
     from skintwin.registry import champion
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="measure-champion"))
+        runs, trains = (
+            client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=n)))
+            for n in ("measure-champion", "dvc repro train")
         )
     assert runs and all(r.state.is_completed() for r in runs)
+    ended = {t.flow_run_id: t.end_time for t in trains}
+    assert all(r.start_time < ended[r.flow_run_id] for r in runs)  # beside it, not after
     paths = ProjectPaths(project)
     now = champion.evaluate(paths, load_params(paths.params), version)
     assert decision["champion"] == pytest.approx(now.overall[decision["metric"]], abs=1e-9)
@@ -144,7 +147,7 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     v1, v2 = _versions()
     assert alias_version(NAME, "champion").version == v1.version
     assert alias_version(NAME, "challenger").version == v2.version
-    _assert_champion_measured_beside_evaluate(project, str(v1.version), weak["decision"])
+    _assert_champion_measured_beside_train(project, str(v1.version), weak["decision"])
     # every alias move is in the registry history, chained, and agrees with the registry
     from skintwin.registry import aliases
 
