@@ -56,7 +56,7 @@ demo: setup    # ends with `skintwin where`
 
 test: $(DEV_STAMP) setup browser  # the layers contract first (seconds), then the suite
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 lint: $(DEV_STAMP) setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
