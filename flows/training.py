@@ -50,7 +50,7 @@ def training_flow(
     # preprocess) while the train stage runs, whose PyTorch leaves the second core idle
     started: queue.SimpleQueue[bool] = queue.SimpleQueue()
     train = reproduce_stage.submit("train", root, force=force_train, started=started)
-    champion = measure_champion.submit(root) if started.get() else None
+    champion = measure_champion.submit(root) if _started(train, started) else None
     stages.append(train.result())
     stages.append(reproduce_stage("evaluate", root))
     seconds = {s["stage"]: s["seconds"] for s in stages}
@@ -63,6 +63,17 @@ def training_flow(
     publish_summary(stages, evaluation, decision)
     print("where the time went: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
     return {"stages": stages, "candidate": candidate, "decision": decision, "seconds": seconds}
+
+
+def _started(future, started: queue.SimpleQueue) -> bool:
+    """Whether the stage task's DVC started running its stage; False as well when the task
+    ended before its code could say (Prefect could not start it): never waits forever."""
+    while True:
+        try:
+            return started.get(timeout=1.0)
+        except queue.Empty:
+            if future.state.is_final():
+                return not started.empty() and started.get()
 
 
 def _result_or_none(future):

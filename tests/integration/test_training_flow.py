@@ -228,6 +228,31 @@ def _pr_report_shows_the_change(project: Path, strong: dict, weak: dict) -> None
         assert f"]({picture})" in text and (out / picture).stat().st_size > 1000
 
 
+@pytest.mark.parametrize("says", [True, False, None])
+def test_the_flow_learns_whether_the_train_stage_started_and_never_hangs(
+    prefect_api, says: bool | None
+) -> None:
+    """The champion is measured only once DVC runs the stage; a stage task that ends
+    without a word (it never ran its code) reads as not started, not as a wait forever."""
+    import queue
+
+    from prefect import flow, task
+
+    from flows.training import _started
+
+    @task
+    def stage(started: queue.SimpleQueue) -> None:
+        if says is not None:
+            started.put(says)
+
+    @flow
+    def probe() -> bool:
+        started: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        return _started(stage.submit(started), started)
+
+    assert probe() is bool(says)
+
+
 def test_unknown_model_fails_without_registering(project, prefect_api) -> None:
     from flows.training import training_flow
 
