@@ -36,7 +36,7 @@ def reproduce_stage(
     """`dvc repro <stage>` (and any stale upstream stage), its output forwarded to the run log.
 
     `started`, when given, receives True as soon as DVC starts running `stage` itself, or
-    False once the task ends without having run it (up to date, or failed).
+    False once the task ends without having started it (up to date, or failed before).
 
     Returns:
         {"stage", "ran": [stages run], "skipped": [stages found unchanged], "seconds"}.
