@@ -31,7 +31,7 @@ def main() -> int:
         rows.extend(new_rows)
 
     want = set(args.only or every)
-    needs_model = {"serving", "load", "gate", "drift", "scaleout"}
+    needs_model = {"serving", "load", "gate", "drift", "estimate", "scaleout"}
     with tempfile.TemporaryDirectory(prefix="skintwin-bench-") as tmp:
         work = Path(tmp)
         if "monitoring" in want:
@@ -47,12 +47,11 @@ def main() -> int:
                 ("load", load, "load"),
                 ("gate", gate, "gate"),
                 ("drift", drift, "gate"),  # the gate's model
+                ("estimate", estimate, "gate"),
                 ("scaleout", scaleout, "scaleout"),
             ):
                 if name in want:
                     section(module.run(work / folder, args.size, project))
-        if "estimate" in want:  # trains a model of its own
-            section(estimate.run(work / "estimate", args.size))
     print("\nall figures:")
     print(table(rows))
     path = save(rows, args.size, Path(__file__).parent / "results")

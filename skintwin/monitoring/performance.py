@@ -1,15 +1,10 @@
 """The champion's performance on a production window, estimated without labels: overall and
-per tone group, anchored on the version's labelled test split.
+per tone group, compared with the same estimate on the version's test split.
 
 The estimator (`skintwin.training.estimator`) was fitted on the validation split when the
-version was trained and travels with it (`estimator.json`), with its estimate and the true
-value on the test split for every slice the split has `min_images` of. A window's slice
-with such a baseline reports the test split's true value moved by what the estimator says
-changed: true(test) + estimate(window) − estimate(test). The estimator's bias — constant,
-or particular to a group (on dark skin the demo model is more confident and less often
-right) — cancels, and the interval adds the test slice's own sampling error. A slice the
-test split lacks reports the bare estimate. `monitor.estimate_drop` is the fall that
-alerts: estimate(test) − estimate(window), which is the same either way.
+version was trained and travels with it (`estimator.json`). Comparing the window's estimate
+with the estimator's own estimate on the test split, rather than with the true test value,
+cancels the estimator's constant bias; `monitor.estimate_drop` is the fall that alerts.
 """
 
 from __future__ import annotations
@@ -63,11 +58,8 @@ def estimate_window(doc: dict, current: pd.DataFrame, params: MonitorParams) -> 
             conf[keep], cls_[keep], remap[image[keep]], int(members.size), doc["operating_conf"]
         )
         base = doc["test"].get(name) or doc["test"]["all"]  # a group unseen in test: overall
-        drop = {f: round(base["estimate"][f]["value"] - est[f]["value"], 4) for f in FIGURES}
-        if name in doc["test"] and "anchor" in base:  # (versions before anchoring lack it)
-            est, baseline = anchored(est, base), {f: base["true"][f] for f in FIGURES}
-        else:
-            baseline = {f: base["estimate"][f]["value"] for f in FIGURES}
+        baseline = {f: base["estimate"][f]["value"] for f in FIGURES}
+        drop = {f: round(baseline[f] - est[f]["value"], 4) for f in FIGURES}
         out[name] = {**est, "baseline": baseline, "drop": drop}
         falls += [
             {"slice": name, "figure": f, "drop": drop[f], "now": est[f]["value"]}
@@ -75,20 +67,6 @@ def estimate_window(doc: dict, current: pd.DataFrame, params: MonitorParams) -> 
             if drop[f] > params.estimate_drop
         ]
     return {"available": True, "slices": out, "falls": falls}
-
-
-def anchored(est: dict, base: dict) -> dict:
-    """`est` (a slice's estimate) anchored on the test split's slice `base`: each figure
-    moved by true − estimate there, its interval widened by the anchor's half-width."""
-    out = {**est, "anchored": True}
-    for f in FIGURES:
-        shift = base["true"][f] - base["estimate"][f]["value"]
-        value = float(np.clip(est[f]["value"] + shift, 0.0, 1.0))
-        below = np.hypot(est[f]["value"] - est[f]["lo"], base["anchor"][f])
-        above = np.hypot(est[f]["hi"] - est[f]["value"], base["anchor"][f])
-        out[f] = {"value": value, "lo": float(max(0.0, value - below)),
-                  "hi": float(min(1.0, value + above))}  # fmt: skip
-    return out
 
 
 def falls_line(estimate: dict) -> str:
@@ -119,13 +97,12 @@ def estimate_markdown(estimate: dict) -> str:
     """The estimate as a Markdown table (Prefect artifact, report panel)."""
     if not estimate["available"]:
         return f"Label-free performance estimate: not available ({estimate['reason']})\n"
-    lines = ["| slice | images | mAP50 (95% CI) | recall (95% CI) | Δ vs test |",
+    lines = ["| slice | images | mAP50 (95% CI) | recall (95% CI) | Δ vs test estimate |",
              "|---|---|---|---|---|"]  # fmt: skip
     for name, s in estimate["slices"].items():
         cells = [f"{s[f]['value']:.3f} [{s[f]['lo']:.3f}, {s[f]['hi']:.3f}]" for f in WATCHED]
         delta = ", ".join(f"{f} {-s['drop'][f]:+.3f}" for f in WATCHED)
-        label = name if s.get("anchored") else f"{name} (not anchored)"
-        lines.append(f"| {label} | {s['images']} | {cells[0]} | {cells[1]} | {delta} |")
+        lines.append(f"| {name} | {s['images']} | {cells[0]} | {cells[1]} | {delta} |")
     classes = estimate["slices"]["all"].get("classes") or {}
     if classes:
         lines += ["", "| class (whole window) | AP50 | precision | recall |", "|---|---|---|---|"]
@@ -149,10 +126,8 @@ def write(estimate: dict, out_dir: Path, model: str, version: str) -> None:
     table = markdown.markdown(estimate_markdown(estimate), extensions=["tables"])
     panel = (
         f'<section id="performance-estimate" style="font-family:sans-serif;margin:1em 2em">'
-        f"<h2>{html.escape(title)}</h2>{table}<p style='color:#555'>Anchored on the version's "
-        "labelled test split: its true value, moved by the change the estimator sees; a slice "
-        "the test split is too small for is the bare estimate. See the README for the "
-        "measured error.</p>"
+        f"<h2>{html.escape(title)}</h2>{table}<p style='color:#555'>Compared with the same "
+        "estimate on the version's test split; see the README for its measured error.</p>"
         "</section>"
     )
     text = page.read_text(encoding="utf-8")
