@@ -11,6 +11,7 @@ $SKINTWIN_DASK_ADDRESS); each chunk is a task run of the `score-on-dask` subflow
 from __future__ import annotations
 
 import argparse
+import uuid
 from pathlib import Path
 
 from prefect import flow
@@ -22,7 +23,7 @@ from skintwin.model.loaded import ModelRef
 from skintwin.monitoring.scoring import plan_batch
 from skintwin.params import MonitorParams, load_params
 from skintwin.project import ProjectPaths
-from tasks.dask_scoring import clear_batch, dask_runner, report_batch, score_chunk
+from tasks.dask_scoring import commit_staged, dask_runner, drop_staged, report_batch, score_chunk
 from tasks.monitoring_tasks import (
     check_batch,
     commit_batch,
@@ -76,11 +77,13 @@ def batch_inference_flow(
 def dask_scoring_flow(
     root: str, model: ModelRef, images_dir: str, source: str, batch_id: str, params: MonitorParams
 ) -> list[dict]:
-    """Score the batch in chunks of `monitor.chunk_images` on the flow's Dask task runner;
-    each chunk stores its own rows. Progress is a Prefect progress artifact."""
+    """Score the batch in chunks of `monitor.chunk_images` on the flow's Dask task runner:
+    the chunks store their rows under a stand-in id, and the batch takes them when every
+    chunk is done; a chunk out of retries fails the run and takes back what the others
+    stored. Progress is a Prefect progress artifact."""
     batch = plan_batch(Path(images_dir), source, batch_id)
-    clear_batch(root, batch)
-    parts = batch.chunks(params.chunk_images)
+    staged = batch.staged(uuid.uuid4().hex)
+    parts = staged.chunks(params.chunk_images)
     futures, first = {}, 0
     for part in parts:
         last = first + len(part.images) - 1
@@ -90,11 +93,19 @@ def dask_scoring_flow(
         0.0, key="batch-progress", description=f"{batch.source}: {len(parts)} chunks"
     )
     results: list[list[dict]] = [[] for _ in parts]
+    failed: list[BaseException] = []
     for done, future in enumerate(as_completed(list(futures)), start=1):
-        results[futures[future]] = future.result()  # a chunk out of retries fails the run
+        try:
+            results[futures[future]] = future.result()
+        except Exception as exc:  # out of retries: let the others end, then take it back
+            failed.append(exc)
         update_progress_artifact(progress, 100.0 * done / len(parts))
-        print(f"{done}/{len(parts)} chunks scored")
-    return [row for rows in results for row in rows]
+        print(f"{done}/{len(parts)} chunks done, {len(failed)} failed")
+    if failed:
+        drop_staged(root, staged)
+        raise failed[0]
+    commit_staged(root, staged, batch)
+    return [row | {"batch_id": batch.batch_id} for rows in results for row in rows]
 
 
 def main(argv: list[str] | None = None) -> int:

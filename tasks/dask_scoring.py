@@ -3,8 +3,11 @@
 Each chunk is one task run (retried on failure, visible in the Prefect UI with its image
 count); it scores its images on a Dask worker and writes their rows in one transaction,
 with ids derived from the batch and the image, so a chunk that is retried after its write
-went through is stored once. The model travels as a reference (`ModelRef`) and is opened
-once per worker process.
+went through is stored once. The chunks write under a stand-in batch id
+(`Batch.staged`), which no window reads; the batch takes their rows in one transaction
+once all are stored, and a run that fails takes back what it wrote: an earlier run of the
+batch stays whole, and no half batch is ever monitored. The model travels as a reference
+(`ModelRef`) and is opened once per worker process.
 """
 
 from __future__ import annotations
@@ -45,10 +48,16 @@ def dask_runner(workers: int):
     )
 
 
-@task(cache_policy=NO_CACHE, name="clear-batch", retries=2, retry_delay_seconds=[5, 30])
-def clear_batch(root: str, batch: scoring.Batch) -> int:
-    """Forget the rows of an earlier run of this batch (a rerun replaces it)."""
-    return ModelMonitor(project_dir=root).store.replace_batch(batch.batch_id, [])
+@task(cache_policy=NO_CACHE, name="drop-staged", retries=2, retry_delay_seconds=[5, 30])
+def drop_staged(root: str, staged: scoring.Batch) -> int:
+    """Forget what a failed run stored of its batch (its stand-in id's rows)."""
+    return ModelMonitor(project_dir=root).store.replace_batch(staged.batch_id, [])
+
+
+@task(cache_policy=NO_CACHE, name="commit-batch", retries=2, retry_delay_seconds=[5, 30])
+def commit_staged(root: str, staged: scoring.Batch, batch: scoring.Batch) -> int:
+    """Every chunk is stored: the run's rows become the batch, in place of an earlier run."""
+    return ModelMonitor(project_dir=root).store.commit_staged(staged.batch_id, batch.batch_id)
 
 
 @task(

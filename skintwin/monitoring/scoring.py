@@ -23,7 +23,7 @@ from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_dir, atomic_write_json
 from skintwin.model.loaded import LoadedModel
 from skintwin.monitoring.records import prediction_row
-from skintwin.monitoring.store import PredictionStore
+from skintwin.monitoring.store import STAGED, PredictionStore
 from skintwin.project import inside, safe_name
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,13 @@ class Batch:
         """The stored row's id for image `ref` of this batch: the same on every retry, so
         a chunk written twice is stored once."""
         return hashlib.sha256(f"{self.batch_id}\0{ref}".encode()).hexdigest()[:32]
+
+    def staged(self, run: str) -> Batch:
+        """This batch under a stand-in id while run `run` writes it in parts: never in a
+        window, and given the real id in one transaction when every part is stored
+        (`PredictionStore.commit_staged`), so an earlier run stays whole until then."""
+        digest = hashlib.sha256(f"{self.batch_id}\0{run}".encode()).hexdigest()[:32]
+        return Batch(f"{STAGED}{digest}", self.source, self.folder, self.images)
 
     def chunks(self, size: int) -> list[Batch]:
         """This batch cut into parts of at most `size` images (same id, source, folder)."""

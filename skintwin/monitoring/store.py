@@ -38,6 +38,9 @@ def default_url(root: Path) -> str:
     return database_url(ProjectPaths(root).predictions_db)
 
 
+STAGED = "~staged-"  # starts the batch id of a run still being written: never in a window
+
+
 class PredictionStore:
     """Append and query predictions.
 
@@ -79,6 +82,18 @@ class PredictionStore:
                 conn.execute(self._insert_new(), clean)
         return len(clean)
 
+    def commit_staged(self, staged_id: str, batch_id: str) -> int:
+        """A batch written in parts under `staged_id` becomes `batch_id`, in place of any
+        earlier run of it, in one transaction. Returns the rows committed."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(predictions).where(predictions.c.batch_id == batch_id))
+            done = conn.execute(
+                update(predictions)
+                .where(predictions.c.batch_id == staged_id)
+                .values(batch_id=batch_id)
+            )
+        return int(done.rowcount)
+
     def _insert_new(self):
         """INSERT that skips rows whose uid is already there (SQLite and PostgreSQL)."""
         dialect = self.engine.dialect.name
@@ -100,8 +115,10 @@ class PredictionStore:
         source: str | None = None,
         model_name: str | None = None,
     ) -> pd.DataFrame:
-        """Predictions with since ≤ ts < until (Unix seconds), optionally of one source/model."""
-        q = select(predictions)
+        """Predictions with since ≤ ts < until (Unix seconds), optionally of one source/model;
+        never the rows of a batch still being written (`STAGED`)."""
+        staged = predictions.c.batch_id.startswith(STAGED, autoescape=True)
+        q = select(predictions).where(or_(predictions.c.batch_id.is_(None), ~staged))
         if since is not None:
             q = q.where(predictions.c.ts >= since)
         if until is not None:

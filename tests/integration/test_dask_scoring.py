@@ -1,5 +1,6 @@
 """Batch inference on Prefect's Dask task runner: chunks on two worker processes, a chunk
-that fails while the store is locked is retried, and every image is stored exactly once."""
+that fails while the store is locked is retried, every image is stored exactly once, and a
+run whose chunk runs out of retries leaves the store as it found it."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ import yaml
 pytestmark = pytest.mark.slow
 
 
-def _lock_after_first_chunk(db: Path, hold_s: float, done: threading.Event) -> None:
-    """Once a chunk has committed, hold the store's write lock for `hold_s` seconds."""
+def _lock_after_first_chunk(
+    db: Path, hold_s: float, done: threading.Event, above: int = 0
+) -> None:
+    """Once a chunk has committed (the store holds more than `above` rows), hold the
+    store's write lock for `hold_s` seconds."""
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
             with sqlite3.connect(db, timeout=0.05) as conn:
-                if conn.execute("SELECT count(*) FROM predictions").fetchone()[0]:
+                if conn.execute("SELECT count(*) FROM predictions").fetchone()[0] > above:
                     break
         except sqlite3.OperationalError:
             pass
@@ -95,3 +99,24 @@ def test_dask_chunks_are_retried_and_every_image_is_stored_once(
     )  # fmt: skip
     assert rerun["batch_id"] == summary["batch_id"]
     assert store.count() == 80  # the rerun replaced the batch; nothing doubled
+
+    # a rerun whose chunk runs out of retries (the store locked past them, after another
+    # chunk of the rerun was stored) fails, and takes back what it stored: the second run
+    # stays whole, and no window ever held a mixture of the two
+    before = store.window(source="dask-chaos").set_index("uid")["ts"]
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    locked = threading.Event()
+    locker = threading.Thread(target=_lock_after_first_chunk, args=(db, 25.0, locked, 80))
+    locker.start()
+    try:
+        with pytest.raises(Exception, match="locked"):
+            batch_inference_flow(
+                str(champion / "batches"), source="dask-chaos", project_dir=str(champion),
+                dask_workers=2,
+            )  # fmt: skip
+    finally:
+        params_file.write_text(original)
+        locker.join()
+    assert locked.is_set()  # a chunk of the failed run had been stored
+    after = store.window(source="dask-chaos").set_index("uid")["ts"]
+    assert store.count() == 80 and after.sort_index().equals(before.sort_index())

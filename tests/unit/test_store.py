@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from skintwin.errors import SkinTwinError
-from skintwin.monitoring.store import PredictionStore
+from skintwin.monitoring.scoring import Batch
+from skintwin.monitoring.store import STAGED, PredictionStore
 
 
 def _row(i: int, **extra) -> dict:
@@ -38,6 +39,30 @@ def test_log_window_and_performance(tmp_path: Path) -> None:
     assert perf["m/2"]["errors"] == 1
     doc = store.export_performance(tmp_path / "perf.json")
     assert (tmp_path / "perf.json").is_file() and "m/1" in doc["models"]
+
+
+def test_a_batch_written_in_parts_is_seen_whole_or_not_at_all(tmp_path: Path) -> None:
+    store = PredictionStore(f"sqlite:///{tmp_path / 'p.db'}")
+    store.log(_row(0))  # the service's row: no batch
+    store.replace_batch("b1", [_row(i, uid=f"old{i}") for i in range(1, 4)])  # run 1: whole
+    batch = Batch("b1", "clinic", tmp_path, [])
+    rerun = batch.staged("run-2")
+    assert rerun.batch_id.startswith(STAGED) and rerun.batch_id != batch.staged("run-3").batch_id
+    assert len(rerun.batch_id) <= 64  # the column's width
+    for part in range(2):  # two of run 2's chunks are stored ...
+        rows = [_row(10 + 2 * part + i, uid=f"new{part}{i}") for i in range(2)]
+        store.log_many([r | {"batch_id": rerun.batch_id} for r in rows])
+    shown = store.window()
+    assert store.count() == 8 and len(shown) == 4  # ... and no window sees them yet
+    assert set(shown["batch_id"].dropna()) == {"b1"}
+    assert store.commit_staged(rerun.batch_id, "b1") == 4  # all stored: the batch is run 2
+    shown = store.window()
+    assert store.count() == 5 and len(shown) == 5
+    assert sorted(shown["uid"][shown["batch_id"] == "b1"].str[:3]) == ["new"] * 4
+    failed = batch.staged("run-4")  # a run that fails takes its part back: run 2 stays
+    store.log_many([_row(20, uid="x", batch_id=failed.batch_id)])
+    assert store.replace_batch(failed.batch_id, []) == 0 and store.count() == 5
+    assert store.performance()["m/1"]["count"] == 5
 
 
 def test_bad_url_and_bad_row(tmp_path: Path) -> None:
