@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,34 @@ def _lock_after_first_chunk(
     conn.close()
 
 
+@contextmanager
+def _chaos(champion: Path, db: Path, hold_s: float, above: int = 0):
+    """Chunks of 8 images (80 images: 10 chunks) while a thread holds the store's lock for
+    `hold_s` s once it has more than `above` rows; yields the event set when it locked."""
+    params_file = champion / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["monitor"]["chunk_images"] = 8
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    locked = threading.Event()
+    locker = threading.Thread(target=_lock_after_first_chunk, args=(db, hold_s, locked, above))
+    locker.start()
+    try:
+        yield locked
+    finally:
+        params_file.write_text(original)
+        locker.join()
+
+
+def _score(champion: Path) -> dict:
+    from flows.batch_inference import batch_inference_flow
+
+    return batch_inference_flow(
+        str(champion / "batches"), source="dask-chaos", project_dir=str(champion),
+        dask_workers=2,
+    )  # fmt: skip
+
+
 def test_dask_chunks_are_retried_and_every_image_is_stored_once(
     champion: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -48,32 +77,16 @@ def test_dask_chunks_are_retried_and_every_image_is_stored_once(
         TaskRunFilterName,
     )
 
-    from flows.batch_inference import batch_inference_flow
     from skintwin.monitoring.store import PredictionStore
 
     db = tmp_path / "store.db"
     monkeypatch.setenv("SKINTWIN_MONITOR_DB", f"sqlite:///{db}")
     monkeypatch.setenv("SKINTWIN_STORE_BUSY_TIMEOUT_S", "0.2")  # a locked store fails fast
-    params_file = champion / "params.yaml"
-    original = params_file.read_text()
-    params = yaml.safe_load(original)
-    params["monitor"]["chunk_images"] = 8  # 80 images: 10 chunks
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    PredictionStore(f"sqlite:///{db}")  # the tables, for the locking thread to watch
-    locked = threading.Event()
-    locker = threading.Thread(target=_lock_after_first_chunk, args=(db, 4.0, locked))
-    locker.start()
-    try:
-        summary = batch_inference_flow(
-            str(champion / "batches"), source="dask-chaos", project_dir=str(champion),
-            dask_workers=2,
-        )  # fmt: skip
-    finally:
-        params_file.write_text(original)
-        locker.join()
+    store = PredictionStore(f"sqlite:///{db}")  # the tables, for the locking thread to watch
+    with _chaos(champion, db, 4.0) as locked:
+        summary = _score(champion)
     assert locked.is_set()
     assert summary["images"] == 80
-    store = PredictionStore(f"sqlite:///{db}")
     frame = store.window(source="dask-chaos")
     assert len(frame) == 80 and frame["image_ref"].nunique() == 80
     assert frame["batch_id"].eq(summary["batch_id"]).all()
@@ -93,30 +106,16 @@ def test_dask_chunks_are_retried_and_every_image_is_stored_once(
     retried = [c.name for c in chunks if c.run_count > 1]
     assert retried, "no chunk met the locked store"
 
-    rerun = batch_inference_flow(
-        str(champion / "batches"), source="dask-chaos", project_dir=str(champion),
-        dask_workers=2,
-    )  # fmt: skip
+    rerun = _score(champion)
     assert rerun["batch_id"] == summary["batch_id"]
     assert store.count() == 80  # the rerun replaced the batch; nothing doubled
 
     # a rerun whose chunk runs out of retries (the store locked past them, after another
-    # chunk of the rerun was stored) fails, and takes back what it stored: the second run
-    # stays whole, and no window ever held a mixture of the two
-    before = store.window(source="dask-chaos").set_index("uid")["ts"]
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    locked = threading.Event()
-    locker = threading.Thread(target=_lock_after_first_chunk, args=(db, 25.0, locked, 80))
-    locker.start()
-    try:
-        with pytest.raises(Exception, match="locked"):
-            batch_inference_flow(
-                str(champion / "batches"), source="dask-chaos", project_dir=str(champion),
-                dask_workers=2,
-            )  # fmt: skip
-    finally:
-        params_file.write_text(original)
-        locker.join()
+    # chunk of the rerun was stored) fails and takes back what it stored: the earlier run
+    # stays as it was
+    before = store.window(source="dask-chaos").set_index("uid")["ts"].sort_index()
+    with _chaos(champion, db, 25.0, above=80) as locked, pytest.raises(Exception, match="locked"):
+        _score(champion)
     assert locked.is_set()  # a chunk of the failed run had been stored
-    after = store.window(source="dask-chaos").set_index("uid")["ts"]
-    assert store.count() == 80 and after.sort_index().equals(before.sort_index())
+    after = store.window(source="dask-chaos").set_index("uid")["ts"].sort_index()
+    assert store.count() == 80 and after.equals(before)
