@@ -83,6 +83,7 @@ def dask_scoring_flow(
     stored. Progress is a Prefect progress artifact."""
     batch = plan_batch(Path(images_dir), source, batch_id)
     staged = batch.staged(uuid.uuid4().hex)
+    drop_staged(root, staged)  # what a run of this batch that was killed left behind
     parts = staged.chunks(params.chunk_images)
     futures, first = {}, 0
     for part in parts:

@@ -50,7 +50,7 @@ def dask_runner(workers: int):
 
 @task(cache_policy=NO_CACHE, name="drop-staged", retries=2, retry_delay_seconds=[5, 30])
 def drop_staged(root: str, staged: scoring.Batch) -> int:
-    """Forget what a failed run stored of its batch (its stand-in id's rows)."""
+    """Forget what a failed or killed run stored of its batch (its stand-in id's rows)."""
     return ModelMonitor(project_dir=root).store.replace_batch(staged.batch_id, [])
 
 

@@ -37,6 +37,7 @@ class Batch:
     source: str
     folder: Path
     images: list[Path]
+    run: str = ""  # a staged run's token (`staged`): its rows' ids are its own
 
     def ref(self, image: Path) -> str:
         """The image's name as stored: relative to the folder, any bytes made printable."""
@@ -44,21 +45,24 @@ class Batch:
         return rel.decode("utf-8", "backslashreplace")
 
     def uid(self, ref: str) -> str:
-        """The stored row's id for image `ref` of this batch: the same on every retry, so
-        a chunk written twice is stored once."""
-        return hashlib.sha256(f"{self.batch_id}\0{ref}".encode()).hexdigest()[:32]
+        """The stored row's id for image `ref` of this batch (and run): the same on every
+        retry, so a chunk written twice is stored once."""
+        key = f"{self.batch_id}\0{self.run}\0{ref}" if self.run else f"{self.batch_id}\0{ref}"
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
 
     def staged(self, run: str) -> Batch:
-        """This batch under a stand-in id while run `run` writes it in parts: never in a
-        window, and given the real id in one transaction when every part is stored
-        (`PredictionStore.commit_staged`), so an earlier run stays whole until then."""
-        digest = hashlib.sha256(f"{self.batch_id}\0{run}".encode()).hexdigest()[:32]
-        return Batch(f"{STAGED}{digest}", self.source, self.folder, self.images)
+        """This batch as run `run` writes it in parts: under a stand-in id that no window
+        reads, given the real id in one transaction when every part is stored
+        (`PredictionStore.commit_staged`), so an earlier run stays whole until then. The
+        id is the same for every run of the batch (the next run clears what a killed one
+        left); the rows' ids are the run's own (never an earlier run's, still stored)."""
+        digest = hashlib.sha256(f"{self.batch_id}\0staged".encode()).hexdigest()[:32]
+        return Batch(f"{STAGED}{digest}", self.source, self.folder, self.images, run)
 
     def chunks(self, size: int) -> list[Batch]:
         """This batch cut into parts of at most `size` images (same id, source, folder)."""
         return [
-            Batch(self.batch_id, self.source, self.folder, self.images[i : i + size])
+            Batch(self.batch_id, self.source, self.folder, self.images[i : i + size], self.run)
             for i in range(0, len(self.images), size)
         ]
 

@@ -77,6 +77,7 @@ def test_dask_chunks_are_retried_and_every_image_is_stored_once(
         TaskRunFilterName,
     )
 
+    from skintwin.monitoring.scoring import plan_batch
     from skintwin.monitoring.store import PredictionStore
 
     db = tmp_path / "store.db"
@@ -106,9 +107,13 @@ def test_dask_chunks_are_retried_and_every_image_is_stored_once(
     retried = [c.name for c in chunks if c.run_count > 1]
     assert retried, "no chunk met the locked store"
 
+    batch = plan_batch(champion / "batches", "dask-chaos", summary["batch_id"])
+    killed = batch.staged("killed")  # a run of the batch killed after storing a chunk
+    store.log_many([{"ts": 1.0, "model_name": "m", "uid": "k", "batch_id": killed.batch_id}])
     rerun = _score(champion)
     assert rerun["batch_id"] == summary["batch_id"]
-    assert store.count() == 80  # the rerun replaced the batch; nothing doubled
+    assert store.count() == 80  # the rerun replaced the batch and cleared what a killed
+    # run of it had left; nothing doubled
 
     # a rerun whose chunk runs out of retries (the store locked past them, after another
     # chunk of the rerun was stored) fails and takes back what it stored: the earlier run

@@ -45,10 +45,14 @@ def test_a_batch_written_in_parts_is_seen_whole_or_not_at_all(tmp_path: Path) ->
     store = PredictionStore(f"sqlite:///{tmp_path / 'p.db'}")
     store.log(_row(0))  # the service's row: no batch
     store.replace_batch("b1", [_row(i, uid=f"old{i}") for i in range(1, 4)])  # run 1: whole
-    batch = Batch("b1", "clinic", tmp_path, [])
-    rerun = batch.staged("run-2")
-    assert rerun.batch_id.startswith(STAGED) and rerun.batch_id != batch.staged("run-3").batch_id
-    assert len(rerun.batch_id) <= 64  # the column's width
+    batch = Batch("b1", "clinic", tmp_path, [tmp_path / "x.jpg"])
+    rerun = batch.staged("run-2")  # every run of b1 stages under one id, 64 wide at most
+    assert rerun.batch_id.startswith(STAGED) and len(rerun.batch_id) <= 64
+    other = Batch("b2", "clinic", tmp_path, []).staged("run-2")
+    assert rerun.batch_id == batch.staged("run-3").batch_id != other.batch_id
+    # ... and each run's rows have ids of their own (an earlier run's are still stored)
+    assert rerun.chunks(1)[0].uid("x.jpg") == rerun.uid("x.jpg") != batch.staged("r3").uid("x.jpg")
+    assert batch.uid("x.jpg") not in {rerun.uid("x.jpg"), batch.staged("run-3").uid("x.jpg")}
     for part in range(2):  # two of run 2's chunks are stored ...
         rows = [_row(10 + 2 * part + i, uid=f"new{part}{i}") for i in range(2)]
         store.log_many([r | {"batch_id": rerun.batch_id} for r in rows])
