@@ -57,7 +57,8 @@ def drop_staged(root: str, staged: scoring.Batch) -> int:
 @task(cache_policy=NO_CACHE, name="commit-batch", retries=2, retry_delay_seconds=[5, 30])
 def commit_staged(root: str, staged: scoring.Batch, batch: scoring.Batch) -> int:
     """Every chunk is stored: the run's rows become the batch, in place of an earlier run."""
-    return ModelMonitor(project_dir=root).store.commit_staged(staged.batch_id, batch.batch_id)
+    store = ModelMonitor(project_dir=root).store
+    return store.commit_staged(staged.batch_id, batch.batch_id, len(batch.images))
 
 
 @task(

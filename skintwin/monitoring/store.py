@@ -82,17 +82,23 @@ class PredictionStore:
                 conn.execute(self._insert_new(), clean)
         return len(clean)
 
-    def commit_staged(self, staged_id: str, batch_id: str) -> int:
+    def commit_staged(self, staged_id: str, batch_id: str, expected: int | None = None) -> int:
         """A batch written in parts under `staged_id` becomes `batch_id`, in place of any
-        earlier run of it, in one transaction. Returns the rows committed."""
+        earlier run of it, in one transaction; with `expected` rows or not at all (another
+        run of the batch may have cleared them). Returns the rows committed."""
         with self.engine.begin() as conn:
             conn.execute(delete(predictions).where(predictions.c.batch_id == batch_id))
             done = conn.execute(
                 update(predictions)
                 .where(predictions.c.batch_id == staged_id)
                 .values(batch_id=batch_id)
-            )
-        return int(done.rowcount)
+            ).rowcount
+            if expected is not None and done != expected:
+                raise SkinTwinError(
+                    f"batch {batch_id}: {done} of its {expected} rows were stored when its "
+                    "chunks ended (another run of it at the same time?); nothing committed"
+                )
+        return int(done)
 
     def _insert_new(self):
         """INSERT that skips rows whose uid is already there (SQLite and PostgreSQL)."""

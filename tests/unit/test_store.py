@@ -59,7 +59,10 @@ def test_a_batch_written_in_parts_is_seen_whole_or_not_at_all(tmp_path: Path) ->
     shown = store.window()
     assert store.count() == 8 and len(shown) == 4  # ... and no window sees them yet
     assert set(shown["batch_id"].dropna()) == {"b1"}
-    assert store.commit_staged(rerun.batch_id, "b1") == 4  # all stored: the batch is run 2
+    with pytest.raises(SkinTwinError, match="4 of its 5 rows"):  # a chunk short: nothing
+        store.commit_staged(rerun.batch_id, "b1", expected=5)
+    assert store.count() == 8 and len(store.window()) == 4
+    assert store.commit_staged(rerun.batch_id, "b1", 4) == 4  # all stored: b1 is run 2
     shown = store.window()
     assert store.count() == 5 and len(shown) == 5
     assert sorted(shown["uid"][shown["batch_id"] == "b1"].str[:3]) == ["new"] * 4
