@@ -6,6 +6,10 @@ added in place, so an existing store keeps its rows.
 
 from __future__ import annotations
 
+import json
+import os
+import time
+
 from sqlalchemy import (
     Column,
     Engine,
@@ -22,6 +26,8 @@ from sqlalchemy import (
 )
 
 from skintwin import db
+from skintwin.errors import SkinTwinError
+from skintwin.model.embedding import to_bytes
 from skintwin.names import IMAGE_FEATURES
 
 metadata = MetaData()
@@ -96,3 +102,21 @@ def _add_missing_columns(engine: Engine) -> None:
 def open_engine(url: str) -> Engine:
     """An engine on `url` with the tables ready; errors name the URL without its password."""
     return db.open_engine(url, metadata, "prediction store", _add_missing_columns)
+
+
+def stored_row(row: dict) -> dict:
+    """A prediction row as the `predictions` table holds it: its columns only, an id and a
+    time when it has none, JSON and float16 bytes where the columns want them."""
+    out = {k: row.get(k) for k in COLUMNS}
+    out["uid"] = row.get("uid") or os.urandom(16).hex()
+    out["ts"] = float(row.get("ts") or time.time())
+    out["source"] = row.get("source") or ""
+    out["model_version"] = str(row.get("model_version", ""))
+    for key in ("class_counts", "detections"):
+        if out[key] is not None and not isinstance(out[key], str):
+            out[key] = json.dumps(out[key])
+    if out["embedding"] is not None and not isinstance(out["embedding"], bytes):
+        out["embedding"] = to_bytes(out["embedding"])
+    if not out["model_name"]:
+        raise SkinTwinError("prediction row has no model_name")
+    return out

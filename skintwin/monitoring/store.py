@@ -9,8 +9,6 @@ checks raise one alert. Tables and engine: `schema.py`.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,13 +19,12 @@ from sqlalchemy.exc import IntegrityError
 
 from skintwin.db import database_url
 from skintwin.errors import SkinTwinError
-from skintwin.model.embedding import to_bytes
 from skintwin.monitoring.schema import (
-    COLUMNS,
     alert_state,
     open_engine,
     performance_estimates,
     predictions,
+    stored_row,
 )
 from skintwin.project import ProjectPaths
 from skintwin.redact import mask_url
@@ -67,7 +64,7 @@ class PredictionStore:
         """
         if not rows:
             return 0
-        clean = [_normalise(r) for r in rows]
+        clean = [stored_row(r) for r in rows]
         with self.engine.begin() as conn:
             conn.execute(self._insert_new(), clean)
         return len(clean)
@@ -75,7 +72,7 @@ class PredictionStore:
     def replace_batch(self, batch_id: str, rows: Sequence[dict]) -> int:
         """Store a batch run's rows in place of any earlier run of the same batch, in one
         transaction: a rerun never doubles a batch and a failed write changes nothing."""
-        clean = [_normalise({**r, "batch_id": batch_id}) for r in rows]
+        clean = [stored_row({**r, "batch_id": batch_id}) for r in rows]
         with self.engine.begin() as conn:
             conn.execute(delete(predictions).where(predictions.c.batch_id == batch_id))
             if clean:
@@ -239,19 +236,3 @@ class PredictionStore:
 
 def _num(v: object) -> float | None:
     return None if v is None or pd.isna(v) else round(float(v), 3)
-
-
-def _normalise(row: dict) -> dict:
-    out = {k: row.get(k) for k in COLUMNS}
-    out["uid"] = row.get("uid") or os.urandom(16).hex()
-    out["ts"] = float(row.get("ts") or time.time())
-    out["source"] = row.get("source") or ""
-    out["model_version"] = str(row.get("model_version", ""))
-    for key in ("class_counts", "detections"):
-        if out[key] is not None and not isinstance(out[key], str):
-            out[key] = json.dumps(out[key])
-    if out["embedding"] is not None and not isinstance(out["embedding"], bytes):
-        out["embedding"] = to_bytes(out["embedding"])
-    if not out["model_name"]:
-        raise SkinTwinError("prediction row has no model_name")
-    return out
