@@ -54,7 +54,7 @@ def drop_staged(root: str, staged: scoring.Batch) -> int:
     return ModelMonitor(project_dir=root).store.replace_batch(staged.batch_id, [])
 
 
-@task(cache_policy=NO_CACHE, name="commit-batch", retries=2, retry_delay_seconds=[5, 30])
+@task(cache_policy=NO_CACHE, name="commit-staged", retries=2, retry_delay_seconds=[5, 30])
 def commit_staged(root: str, staged: scoring.Batch, batch: scoring.Batch) -> int:
     """Every chunk is stored: the run's rows become the batch, in place of an earlier run."""
     store = ModelMonitor(project_dir=root).store
