@@ -19,6 +19,11 @@ export DO_NOT_TRACK  := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export DVC_NO_ANALYTICS := 1
+# Bytecode is cached in .venv as modules are first imported (pip runs with --no-compile):
+# with PYTHONDONTWRITEBYTECODE set, as many container images set it, nothing is cached and
+# every process compiles torch, Ultralytics and MLflow again (measured: a stage that takes
+# 23 s took 40 s, a no-op `dvc repro` 2.7 s instead of 1.1 s).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup browser demo test lint bench serve mlflow-ui prefect-ui up down clean
 
