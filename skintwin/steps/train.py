@@ -35,7 +35,7 @@ def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=(
     """Train and leave weights and run records in `out`.
 
     Returns:
-        {"run_id", "weights", "best_fitness", "epochs"}.
+        {"run_id", "weights", "best_fitness", "epochs", "loader_workers"}.
     """
     import mlflow
 
@@ -59,7 +59,10 @@ def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=(
         for path in extra_artifacts:
             if Path(path).is_file():
                 mlflow.log_artifact(str(path), artifact_path="data")
+        from skintwin.model.trainer import Trainer  # loader processes on a CPU's idle cores
+
         model.train(
+            trainer=Trainer,
             data=str(data_yaml.resolve()),
             project=str(tmp.resolve()),
             name="yolo",
@@ -81,11 +84,15 @@ def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=(
         if (tmp / "results.csv").exists():
             mlflow.log_artifact(str(tmp / "results.csv"), artifact_path="training_plots")
         fitness = float(model.trainer.best_fitness or 0.0)
+        loader = getattr(model.trainer, "train_loader", None)  # none here after DDP
+        loaders = None if loader is None else int(loader.num_workers)
+        mlflow.log_param("train.loader_workers", loaders)
         record = {
             "run_id": run.info.run_id,
             "weights": "weights/best.pt",
             "best_fitness": fitness,
             "epochs": params.epochs,
+            "loader_workers": loaders,
         }
         atomic_write_json(tmp / "run.json", record)
     log.info("trained %s: MLflow run %s", params.model, record["run_id"])

@@ -318,3 +318,24 @@ def test_application_entry_points(project, prefect_api, tmp_path) -> None:
     tests = [{k for k in m if k.startswith("test.")} for m in run_metrics]
     assert tests[0] == tests[1] and "test.group.dark.mAP50" in tests[0]
     assert {k.removeprefix("metric.") for k in metric_tags[0]} == tests[0]
+
+
+def test_cpu_training_keeps_loader_processes_on_the_idle_cores(project) -> None:
+    """Ultralytics sets no dataloader process on a CPU; the train stage keeps `train.workers`
+    of them, up to the cores PyTorch leaves idle, and says so in run.json and MLflow."""
+    import json
+    import os
+
+    from mlflow.tracking import MlflowClient
+    from ultralytics.utils import NUM_THREADS
+
+    from tests.conftest import dvc
+
+    _set_train(project, workers=1)
+    out = dvc("repro", "train", cwd=project).stdout
+    record = json.loads((project / "models/train/run.json").read_text())
+    expected = min(1, max(0, (os.cpu_count() or 1) - NUM_THREADS))  # 1 on 2 or more cores
+    assert record["loader_workers"] == expected
+    assert f"Using {expected} dataloader workers" in out  # Ultralytics' own account
+    params = MlflowClient().get_run(record["run_id"]).data.params
+    assert params["train.loader_workers"] == str(expected)
