@@ -73,3 +73,69 @@ def run_main(body: Callable[[], object]) -> int:
         print(f"error: {mask_text(str(exc))}", file=sys.stderr)
         return 1
     return 0
+
+
+class Beside:
+    """`fn(*args)` in a second process, forked now, while the caller goes on: `result()`
+    returns its value or raises its error; leaving the `with` block ends it if unfinished.
+
+    It forks only while PyTorch is not imported yet: a child forked after PyTorch's OpenMP
+    threads have run hangs in its first parallel operation. Otherwise (and where there is
+    no fork) `result()` calls `fn` itself, in turn instead of beside.
+    """
+
+    def __init__(self, fn: Callable, *args: object) -> None:
+        self._fn, self._args = fn, args
+        self._proc = self._recv = None
+        if "torch" in sys.modules or not hasattr(os, "fork"):
+            return
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self._recv, send = context.Pipe(duplex=False)
+        self._proc = context.Process(target=_answer, args=(send, fn, args), daemon=False)
+        self._proc.start()
+        send.close()
+
+    @property
+    def forked(self) -> bool:
+        return self._proc is not None
+
+    def result(self):
+        if self._proc is None:
+            return self._fn(*self._args)
+        try:
+            ok, value = self._recv.recv()
+        except EOFError:
+            self._proc.join()
+            raise SkinTwinError(
+                f"{self._fn.__name__}: its process ended without an answer "
+                f"(exit code {self._proc.exitcode})"
+            ) from None
+        self._proc.join()
+        if not ok:
+            raise value
+        return value
+
+    def __enter__(self) -> Beside:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join()
+            self._recv.close()
+
+
+def _answer(send, fn: Callable, args: tuple) -> None:
+    """The forked side of `Beside`: run, and send back (ok, value or error)."""
+    try:
+        answer = (True, fn(*args))
+    except BaseException as exc:  # every failure goes back to the caller
+        answer = (False, exc)
+    try:
+        send.send(answer)
+    except Exception as exc:  # an answer that cannot be pickled
+        send.send((False, SkinTwinError(f"{fn.__name__}: its answer could not be sent ({exc})")))
+    send.close()

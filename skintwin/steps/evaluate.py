@@ -16,13 +16,16 @@ import json
 import logging
 from pathlib import Path
 
+from skintwin.data.dataset import list_images
 from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
 from skintwin.params import EvaluateParams
+from skintwin.runtime import Beside
 from skintwin.training import charts
 from skintwin.training.embedding import fit_projection
 from skintwin.training.evaluation import Evaluation, evaluate_weights
-from skintwin.training.parity import export_checked
+from skintwin.training.parity import LOW_CONF, parity_record
 from skintwin.training.served import ServedRuns
+from skintwin.training.validator import Rows, run_val
 from skintwin.training.version_estimator import fit_for_version
 
 log = logging.getLogger(__name__)
@@ -45,18 +48,28 @@ def run_evaluate(
     """Evaluate `weights` on `dataset`'s test split and write the reports into `out`; fit
     the label-free performance estimator on the validation split (`estimator.json`) and the
     drift embedding's projection on the training split (`embedding.npz`); export the ONNX
-    model (`model.onnx`) and check it against the `.pt` on the test split (`parity.json`)."""
+    model (`model.onnx`) and check it against the `.pt` on the test split (`parity.json`).
+
+    Ultralytics' validator (test and validation splits) runs in a second process, beside
+    the export and the service's passes (`runs`) in this one: PyTorch on a CPU takes one
+    core a process, as Ultralytics sets it."""
     inputs = [dataset, Path(weights).parent]
     check_output_dir(out, "evaluate", inputs, OUTPUTS)  # before the work, not after
-    result = evaluate_weights(weights, dataset, params, metric, device)
     imgsz = serving_imgsz or params.imgsz
     runs = ServedRuns(imgsz)  # one detector; parity's `.pt` pass is the estimator's test pass
-    with atomic_dir(out, owner="evaluate", inputs=inputs, known=OUTPUTS) as tmp:
-        parity = export_checked(weights, tmp / "model.onnx", dataset, result, operating_conf,
-                                imgsz, params.embed_layer, runs)  # fmt: skip
-        estimator = fit_for_version(
-            weights, dataset, params, device, result, operating_conf, imgsz, runs=runs
-        )
+    with (
+        Beside(_validator_passes, weights, dataset, params, metric, device) as validated,
+        atomic_dir(out, owner="evaluate", inputs=inputs, known=OUTPUTS) as tmp,
+    ):
+        from skintwin.model.onnx import export_onnx
+
+        export_onnx(weights, tmp / "model.onnx", imgsz, params.embed_layer)
+        _serve_splits(runs, weights, tmp / "model.onnx", dataset, operating_conf, params)
+        result, val = validated.result()
+        parity = parity_record(weights, tmp / "model.onnx", dataset, result, operating_conf,
+                               imgsz, runs)  # fmt: skip
+        estimator = fit_for_version(weights, dataset, params, device, result, operating_conf,
+                                    imgsz, runs=runs, val=val)  # fmt: skip
         projection = fit_projection(weights, dataset, params, imgsz, runs)
         atomic_write_json(tmp / "metrics.json", result.metrics_doc())
         atomic_write_json(tmp / "estimator.json", estimator)
@@ -78,6 +91,23 @@ def run_evaluate(
         charts.per_group(result, metric, tmp / "charts" / "per_group.png")
     log.info("test metrics: %s", json.dumps(result.overall))
     return result
+
+
+def _validator_passes(weights, dataset, params, metric, device) -> tuple[Evaluation, Rows]:
+    """Ultralytics' validator on the test split (the evaluation) and on the validation
+    split (the label-free estimator's truth)."""
+    val = run_val(weights, dataset, params, device, split="val")
+    return evaluate_weights(weights, dataset, params, metric, device), Rows(val.rows, val.names)
+
+
+def _serve_splits(runs, weights, onnx, dataset, conf, params) -> None:
+    """The service's passes that parity (both runtimes on the test split, down to its
+    floor), the estimator (validation split) and the projection (training split) read."""
+    test = list_images(dataset / "images" / "test")
+    for model in (weights, onnx):
+        runs.predict(model, test, LOW_CONF)
+    runs.predict(weights, sorted((dataset / "images" / "val").iterdir()), conf)
+    runs.predict(weights, list_images(dataset / "images" / "train"), 0.25, params.embed_layer)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,18 +95,16 @@ def check_parity(
             "max_conf_delta": round(max(deltas), 6), "mAP50": maps}  # fmt: skip
 
 
-def export_checked(
-    weights: Path, out: Path, dataset: Path, test, serving_conf: float, imgsz: int, layer: int,
-    runs=None,
-) -> dict:  # fmt: skip
-    """Export `weights` to `out` (with the embedding output of `layer`) and check its
-    parity; the verdict, with the export's opset, is what the version records."""
-    from skintwin.model.onnx import OPSET, export_onnx
+def parity_record(
+    weights: Path, onnx: Path, dataset: Path, test, serving_conf: float, imgsz: int, runs=None
+) -> dict:
+    """The parity verdict of the export `onnx` of `weights`, with the export's opset: what
+    the version records (`parity.json`)."""
+    from skintwin.model.onnx import OPSET
     from skintwin.training.served import ServedRuns
 
     runs = runs or ServedRuns(imgsz)
-    export_onnx(weights, out, imgsz, layer)
     names = runs.detector(weights).names
-    verdict = check_parity(weights, out, dataset, test, tuple(names[k] for k in sorted(names)),
+    verdict = check_parity(weights, onnx, dataset, test, tuple(names[k] for k in sorted(names)),
                            serving_conf, imgsz, runs=runs)  # fmt: skip
     return {**verdict, "opset": OPSET, "serving_conf": serving_conf, "imgsz": imgsz}

@@ -55,14 +55,14 @@ def match(dets: list[dict], classes: np.ndarray, boxes: np.ndarray, names) -> np
 class ServedRuns:
     """The service's predictions for the evaluate stage's passes (estimator, embedding
     projection, ONNX parity), at one image size: one detector per weights file, and each
-    image set predicted once per weights. A pass at a higher confidence is the lower one's
+    image predicted once per weights. A pass at a higher confidence is the lower one's
     detections at or above it: NMS keeps a box whatever boxes below it were candidates, so
     these are the detections the service keeps at that confidence."""
 
     def __init__(self, imgsz: int) -> None:
         self.imgsz = imgsz
         self._detectors: dict[str, object] = {}
-        self._runs: dict[tuple, tuple[float, list[dict]]] = {}
+        self._runs: dict[tuple, tuple[float, dict]] = {}  # (weights, image, layer) -> pass
 
     def detector(self, weights: Path):
         """The pyfunc detector of `weights`, loaded once."""
@@ -76,19 +76,20 @@ class ServedRuns:
     def predict(
         self, weights: Path, images: list[Path], conf: float, embed_layer: int | None = None
     ) -> list[dict]:
-        """Predictions of `images` at `conf` (with each image's pooled `embed_layer` map)."""
-        key = (str(weights), tuple(str(p) for p in images), embed_layer)
-        done = self._runs.get(key)
-        if done is None or done[0] > conf:
-            params = {"conf": conf, "imgsz": self.imgsz}
-            if embed_layer is not None:
-                params["embed_layer"] = embed_layer
-            detector, preds = self.detector(weights), []
-            for start in range(0, len(images), 16):
-                chunk = [decode_image(p) for p in images[start : start + 16]]
-                preds += detector.predict_pixels(chunk, params)
-            self._runs[key] = done = (conf, preds)
-        return done[1] if done[0] == conf else [at_conf(p, conf) for p in done[1]]
+        """Predictions of `images` at `conf` (with each image's pooled `embed_layer` map);
+        only the images not yet predicted down to `conf` are predicted, 16 at a time."""
+        keys = [(str(weights), str(Path(p).resolve()), embed_layer) for p in images]
+        todo = [i for i, k in enumerate(keys) if k not in self._runs or self._runs[k][0] > conf]
+        params = {"conf": conf, "imgsz": self.imgsz}
+        if embed_layer is not None:
+            params["embed_layer"] = embed_layer
+        for start in range(0, len(todo), 16):
+            chunk = todo[start : start + 16]
+            pixels = [decode_image(images[i]) for i in chunk]
+            preds = self.detector(weights).predict_pixels(pixels, params)
+            self._runs.update({keys[i]: (conf, p) for i, p in zip(chunk, preds, strict=True)})
+        done = [self._runs[k] for k in keys]
+        return [pred if at == conf else at_conf(pred, conf) for at, pred in done]
 
 
 def at_conf(pred: dict, conf: float) -> dict:

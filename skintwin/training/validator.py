@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from skintwin.data.dataset import read_names
 from skintwin.errors import SkinTwinError
@@ -16,6 +17,14 @@ from skintwin.model.yolo import class_names, load_weights
 from skintwin.params import EvaluateParams
 
 CM_CONF = 0.25  # the confusion matrix's operating point (IoU 0.45: Ultralytics' default)
+
+
+class Rows(NamedTuple):
+    """A validator run's per-image rows and the class names, without Ultralytics' objects:
+    what a process running the validator beside another sends back."""
+
+    rows: list[dict]
+    names: tuple[str, ...]
 
 
 class _Capture:

@@ -12,19 +12,20 @@ from skintwin.training.estimator import FIGURES, Estimator, slices, true_figures
 
 def fit_for_version(
     weights, dataset, params, device: str, test, operating_conf: float, imgsz: int,
-    min_images: int = 30, runs=None,
+    min_images: int = 30, runs=None, val=None,
 ) -> dict:  # fmt: skip
     """The estimator a registered version carries (`estimator.json`): fitted on the
     service's detections on the validation split (`served`), with its estimate beside the
     true value on the test split, overall and per tone group: the baseline a production
     window is compared with. A model too weak to fit one gets {"available": False,
     "reason"} and monitoring says so. `runs` (a `served.ServedRuns`) shares the service's
-    passes with the evaluate stage's other steps."""
+    passes with the evaluate stage's other steps; `val` (a `validator.Rows`) is the
+    validator's run on the validation split when it ran already."""
     from skintwin.training.served import ServedRuns, served_stats
     from skintwin.training.validator import run_val
 
     dataset, runs = Path(dataset), runs or ServedRuns(imgsz)
-    capture = run_val(weights, dataset, params, device, split="val")
+    capture = val or run_val(weights, dataset, params, device, split="val")
     truth = true_figures(DetectionStats.from_rows(capture.rows), operating_conf)
     val_images = sorted((dataset / "images" / "val").iterdir())
     served = served_stats(weights, val_images, dataset / "labels" / "val", capture.names,
