@@ -5,6 +5,7 @@ estimator fitted on the model's validation split, overall and per tone group."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +68,16 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], dict]:
                          "true": true_figures(stats.subset(members), OPERATING)}  # fmt: skip
                 for mode in MODES:
                     est = estimator.estimate_stats(served.subset(members), OPERATING,
-                                                   n_boot=20, count=mode)  # fmt: skip
+                                                   n_boot=200, count=mode)  # fmt: skip
                     point[mode] = {k: est[k]["value"] for k in ("mAP50", "precision", "recall")}
+                    point["interval"] = {
+                        k: (est[k]["lo"], est[k]["hi"]) for k in ("mAP50", "recall")
+                    }
+                    alone = replace(estimator, offset_sd=None).estimate_stats(
+                        served.subset(members), OPERATING, n_boot=200, count=mode)  # fmt: skip
+                    point["window only"] = {
+                        k: (alone[k]["lo"], alone[k]["hi"]) for k in ("mAP50", "recall")
+                    }
                 out.append(point)
                 t, e = point["true"], point[MODES[0]]
                 print(
@@ -109,7 +118,11 @@ def _rows(found: list[dict], base: dict, mode: str, metric: str) -> list[Row]:
     false = [p for p in calm if p[mode][metric] <= start - FLAG]
     rate = 100 * len(flagged) / len(dropped) if dropped else float("nan")
     name = f"{mode}: {metric}"
+    held = {k: sum(p[k][metric][0] <= p["true"][metric] <= p[k][metric][1] for p in found)
+            for k in ("interval", "window only")}  # fmt: skip
     return [
+        Row(f"{name} truth inside the 95% interval (the window's bootstrap alone: "
+            f"{held['window only']} of {len(found)})", held["interval"], f"of {len(found)}"),
         Row(f"{name} mean abs error ({len(found)} points)", mae, "", target="≤ 0.05",
             ok=mae <= 0.05),
         Row(f"{name} Spearman rho vs true", rho, "", target="≥ 0.8", ok=rho >= 0.8),

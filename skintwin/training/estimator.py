@@ -41,6 +41,7 @@ class Estimator:
     n_images: int  # validation images it was fitted on
     offset: dict[str, float] | None = None  # true − estimated on the validation split
     class_rates: dict[str, tuple[float, float]] | None = None  # class: (per image, coverage)
+    offset_sd: dict[str, float] | None = None  # the offset's sampling error (n_images)
 
     @classmethod
     def fit(
@@ -89,7 +90,26 @@ class Estimator:
             truth or true_figures(stats, floor),
         )
         offset = {f: round(true[f] - est[f]["value"], 6) for f in FIGURES}
-        return cls(tuple(names), floor, knots, per_image, coverage, len(stats), offset, rates)
+        return cls(tuple(names), floor, knots, per_image, coverage, len(stats), offset, rates,
+                   fitted._offset_sd(stats, floor))  # fmt: skip
+
+    def _offset_sd(self, stats: DetectionStats, floor: float, draws: int = 40) -> dict:
+        """How much the offset, measured on these images, would differ on other images
+        like them: the standard deviation of (true − estimated) over random halves of the
+        images (a delete-half jackknife: that spread is the whole set's own, no scaling).
+        The validator's truth that sets the offset differs from `true_figures` here by a
+        constant, which moves no spread."""
+        n = len(stats)
+        if n < 4:
+            return {f: 0.0 for f in FIGURES}
+        rng = np.random.default_rng(0)
+        found = {f: [] for f in FIGURES}
+        for _ in range(draws):
+            half = stats.subset(np.sort(rng.choice(n, n // 2, replace=False)))
+            true, est = true_figures(half, floor), self.estimate_stats(half, floor, n_boot=1)
+            for f in FIGURES:
+                found[f].append(true[f] - est[f]["value"])
+        return {f: round(float(np.std(v, ddof=1)), 6) for f, v in found.items()}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,7 +120,7 @@ class Estimator:
         rates = {k: (float(v[0]), float(v[1])) for k, v in (doc.get("class_rates") or {}).items()}
         return cls(tuple(doc["names"]), float(doc["floor"]), knots, float(doc["per_image"]),
                    float(doc["coverage"]), int(doc["n_images"]), doc.get("offset"),
-                   rates or None)  # fmt: skip
+                   rates or None, doc.get("offset_sd"))  # fmt: skip
 
     def p_true(self, conf: np.ndarray, cls_: np.ndarray) -> np.ndarray:
         """Each detection's calibrated probability of being a true positive (IoU 0.5)."""
@@ -123,7 +143,11 @@ class Estimator:
         count: str = "max",
     ) -> dict:
         """Estimated {"mAP50", "precision", "recall"} of these unlabelled images, each as
-        {"value", "lo", "hi"} (a bootstrap over images), plus "images" and "classes"."""
+        {"value", "lo", "hi"}, plus "images" and "classes". The interval joins (in
+        quadrature) a bootstrap over the images and the calibration's own error (the
+        offset's, measured on the validation images): where the estimate hardly moves with
+        the images, as recall does once every lesion it counts is one it finds, the
+        calibration is what is uncertain."""
         keep = conf >= self.floor
         conf, cls_, det_image = conf[keep], cls_[keep], det_image[keep]
         p = self.p_true(conf, cls_)
@@ -166,8 +190,12 @@ class Estimator:
         out: dict = {"images": n_images, "classes": classes}
         for name, samples in figures.items():
             samples = np.clip(samples + (self.offset or {}).get(name, 0.0), 0.0, 1.0)
-            lo, hi = interval(samples[1:])
-            out[name] = {"value": float(samples[0]), "lo": lo, "hi": hi}
+            value, (lo, hi) = float(samples[0]), interval(samples[1:])
+            sd = 1.96 * (self.offset_sd or {}).get(name, 0.0)
+            lo = value - np.hypot(max(value - lo, 0.0), sd)  # NaN stays NaN
+            hi = value + np.hypot(max(hi - value, 0.0), sd)
+            out[name] = {"value": value, "lo": float(np.clip(lo, 0, 1)),
+                         "hi": float(np.clip(hi, 0, 1))}  # fmt: skip
         return out
 
     def _lesions(self, k: int, expected_k, weights, count: str, shared) -> np.ndarray:
