@@ -63,14 +63,15 @@ def run_evaluate(
     ):
         from skintwin.model.onnx import export_onnx
 
-        export_onnx(weights, tmp / "model.onnx", imgsz, params.embed_layer)
-        _serve_splits(runs, weights, tmp / "model.onnx", dataset, operating_conf, params)
+        onnx = export_onnx(weights, tmp / "model.onnx", imgsz, params.embed_layer)
+        _serve_splits(runs, weights, onnx, dataset, operating_conf, params)
         result, val = validated.result()
-        parity = parity_record(weights, tmp / "model.onnx", dataset, result, operating_conf,
-                               imgsz, runs)  # fmt: skip
-        estimator = fit_for_version(weights, dataset, params, device, result, operating_conf,
+        parity = parity_record(weights, onnx, dataset, result, operating_conf, imgsz, runs)
+        serving = onnx if parity["passed"] else weights  # what production will run
+        estimator = fit_for_version(serving, dataset, params, device, result, operating_conf,
                                     imgsz, runs=runs, val=val)  # fmt: skip
-        projection = fit_projection(weights, dataset, params, imgsz, runs)
+        estimator["runtime"] = "onnx" if parity["passed"] else "pytorch"
+        projection = fit_projection(serving, dataset, params, imgsz, runs)
         atomic_write_json(tmp / "metrics.json", result.metrics_doc())
         atomic_write_json(tmp / "estimator.json", estimator)
         projection.save(tmp / "embedding.npz")
@@ -102,12 +103,14 @@ def _validator_passes(weights, dataset, params, metric, device) -> tuple[Evaluat
 
 def _serve_splits(runs, weights, onnx, dataset, conf, params) -> None:
     """The service's passes that parity (both runtimes on the test split, down to its
-    floor), the estimator (validation split) and the projection (training split) read."""
+    floor), the estimator (validation split) and the projection (training split) read: on
+    the export, which serves once its parity passes (if it fails, those two run again on
+    the `.pt` afterwards)."""
     test = list_images(dataset / "images" / "test")
-    for model in (weights, onnx):
+    for model in (onnx, weights):
         runs.predict(model, test, LOW_CONF)
-    runs.predict(weights, sorted((dataset / "images" / "val").iterdir()), conf)
-    runs.predict(weights, list_images(dataset / "images" / "train"), 0.25, params.embed_layer)
+    runs.predict(onnx, sorted((dataset / "images" / "val").iterdir()), conf)
+    runs.predict(onnx, list_images(dataset / "images" / "train"), 0.25, params.embed_layer)
 
 
 def main(argv: list[str] | None = None) -> int:

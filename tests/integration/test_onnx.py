@@ -21,6 +21,8 @@ def test_the_champions_export_passed_and_serves(champion: Path, monkeypatch) -> 
     assert parity["passed"], parity["reasons"]
     assert parity["boxes"]["pytorch"][0] == parity["boxes"]["pytorch"][1]
     assert abs(parity["mAP50"]["all"]["delta"]) <= 0.005 and parity["opset"] == 17
+    estimator = json.loads((champion / "reports/evaluate/estimator.json").read_text())
+    assert estimator["runtime"] == "onnx"  # fitted on what production runs: the export
     uri = f"sqlite:///{champion / 'mlflow.db'}"  # not the global URI an earlier test moved
     client = mlflow.tracking.MlflowClient(tracking_uri=uri, registry_uri=uri)
     version = client.get_model_version_by_alias(NAME, "champion")
