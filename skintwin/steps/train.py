@@ -70,19 +70,7 @@ def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=(
             verbose=True,
             **args,
         )
-        run_dir = tmp / "yolo"
-        best = run_dir / "weights" / "best.pt"
-        if not best.is_file():
-            raise SkinTwinError(f"training produced no weights in {run_dir}")
-        for name in ("last.pt",):  # only best.pt is the candidate; keep the output lean
-            (run_dir / "weights" / name).unlink(missing_ok=True)
-        for item in run_dir.iterdir():
-            shutil.move(str(item), tmp / item.name)
-        run_dir.rmdir()
-        for plot in sorted(tmp.glob("*.png")) + sorted(tmp.glob("*.jpg")):
-            mlflow.log_artifact(str(plot), artifact_path="training_plots")
-        if (tmp / "results.csv").exists():
-            mlflow.log_artifact(str(tmp / "results.csv"), artifact_path="training_plots")
+        _keep_outputs(tmp / "yolo", tmp)
         fitness = float(model.trainer.best_fitness or 0.0)
         loader = getattr(model.trainer, "train_loader", None)  # none here after DDP
         loaders = None if loader is None else int(loader.num_workers)
@@ -97,6 +85,25 @@ def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=(
         atomic_write_json(tmp / "run.json", record)
     log.info("trained %s: MLflow run %s", params.model, record["run_id"])
     return record
+
+
+def _keep_outputs(run_dir: Path, out: Path) -> None:
+    """Move Ultralytics' run folder's files into `out` (best.pt the only weights) and log
+    its plots and results.csv to the active MLflow run."""
+    import mlflow
+
+    best = run_dir / "weights" / "best.pt"
+    if not best.is_file():
+        raise SkinTwinError(f"training produced no weights in {run_dir}")
+    for name in ("last.pt",):  # only best.pt is the candidate; keep the output lean
+        (run_dir / "weights" / name).unlink(missing_ok=True)
+    for item in run_dir.iterdir():
+        shutil.move(str(item), out / item.name)
+    run_dir.rmdir()
+    for plot in sorted(out.glob("*.png")) + sorted(out.glob("*.jpg")):
+        mlflow.log_artifact(str(plot), artifact_path="training_plots")
+    if (out / "results.csv").exists():
+        mlflow.log_artifact(str(out / "results.csv"), artifact_path="training_plots")
 
 
 def main(argv: list[str] | None = None) -> int:

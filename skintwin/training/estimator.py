@@ -22,7 +22,7 @@ import numpy as np
 
 from skintwin.errors import SkinTwinError
 from skintwin.training.detstats import DetectionStats
-from skintwin.training.uncertainty import ap_rows, interval, resamples
+from skintwin.training.uncertainty import ap_rows, joined_interval, resamples
 
 FLOOR = 0.01  # candidates below this confidence are ignored (and need not be stored)
 _MIN_FIT = 30  # detections of a class needed to calibrate it on its own (else pooled)
@@ -94,11 +94,8 @@ class Estimator:
                    fitted._offset_sd(stats, floor))  # fmt: skip
 
     def _offset_sd(self, stats: DetectionStats, floor: float, draws: int = 40) -> dict:
-        """How much the offset, measured on these images, would differ on other images
-        like them: the standard deviation of (true − estimated) over random halves of the
-        images (a delete-half jackknife: that spread is the whole set's own, no scaling).
-        The validator's truth that sets the offset differs from `true_figures` here by a
-        constant, which moves no spread."""
+        """The offset's sampling error: the spread of (true − estimated) over random
+        halves of these images (a delete-half jackknife: the whole set's own, unscaled)."""
         n = len(stats)
         if n < 4:
             return {f: 0.0 for f in FIGURES}
@@ -143,11 +140,8 @@ class Estimator:
         count: str = "max",
     ) -> dict:
         """Estimated {"mAP50", "precision", "recall"} of these unlabelled images, each as
-        {"value", "lo", "hi"}, plus "images" and "classes". The interval joins (in
-        quadrature) a bootstrap over the images and the calibration's own error (the
-        offset's, measured on the validation images): where the estimate hardly moves with
-        the images, as recall does once every lesion it counts is one it finds, the
-        calibration is what is uncertain."""
+        {"value", "lo", "hi"}, plus "images" and "classes": a bootstrap over the images
+        joined with the calibration's own error (`offset_sd`)."""
         keep = conf >= self.floor
         conf, cls_, det_image = conf[keep], cls_[keep], det_image[keep]
         p = self.p_true(conf, cls_)
@@ -190,12 +184,7 @@ class Estimator:
         out: dict = {"images": n_images, "classes": classes}
         for name, samples in figures.items():
             samples = np.clip(samples + (self.offset or {}).get(name, 0.0), 0.0, 1.0)
-            value, (lo, hi) = float(samples[0]), interval(samples[1:])
-            sd = 1.96 * (self.offset_sd or {}).get(name, 0.0)
-            lo = value - np.hypot(max(value - lo, 0.0), sd)  # NaN stays NaN
-            hi = value + np.hypot(max(hi - value, 0.0), sd)
-            out[name] = {"value": value, "lo": float(np.clip(lo, 0, 1)),
-                         "hi": float(np.clip(hi, 0, 1))}  # fmt: skip
+            out[name] = joined_interval(samples, (self.offset_sd or {}).get(name, 0.0))
         return out
 
     def _lesions(self, k: int, expected_k, weights, count: str, shared) -> np.ndarray:

@@ -9,6 +9,8 @@ resamples: that is the paired bootstrap that the promotion gate compares with.
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
 from skintwin.errors import SkinTwinError
@@ -125,6 +127,16 @@ def interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[float, floa
     tail = (1.0 - confidence) / 2 * 100
     lo, hi = np.percentile(finite, [tail, 100 - tail])
     return float(lo), float(hi)
+
+
+def joined_interval(samples: np.ndarray, sd: float, confidence: float = 0.95) -> dict:
+    """{"value": samples[0], "lo", "hi"}: the percentile interval of the bootstrap samples
+    `samples[1:]` joined in quadrature with ±z·`sd`, an independent error (within [0, 1])."""
+    value, (lo, hi) = float(samples[0]), interval(samples[1:], confidence)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2) * sd
+    lo = value - np.hypot(max(value - lo, 0.0), z)  # NaN stays NaN
+    hi = value + np.hypot(max(hi - value, 0.0), z)
+    return {"value": value, "lo": float(np.clip(lo, 0, 1)), "hi": float(np.clip(hi, 0, 1))}
 
 
 def bootstrap_interval(
