@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,6 +134,7 @@ def _answer(send, fn: Callable, args: tuple) -> None:
     try:
         answer = (True, fn(*args))
     except BaseException as exc:  # every failure goes back to the caller
+        exc.add_note("in the process beside:\n" + traceback.format_exc())
         answer = (False, exc)
     try:
         send.send(answer)

@@ -106,7 +106,9 @@ class Estimator:
             true, est = true_figures(half, floor), self.estimate_stats(half, floor, n_boot=1)
             for f in FIGURES:
                 found[f].append(true[f] - est[f]["value"])
-        return {f: round(float(np.std(v, ddof=1)), 6) for f, v in found.items()}
+        with np.errstate(all="ignore"):  # a half with no detections says nothing
+            spread = {f: float(np.nanstd(v, ddof=1)) for f, v in found.items()}
+        return {f: round(v, 6) if np.isfinite(v) else 0.0 for f, v in spread.items()}
 
     def to_dict(self) -> dict:
         return asdict(self)
