@@ -4,8 +4,9 @@ On a CPU Ultralytics gives PyTorch `cpu_count − 1` threads (at most 8) and set
 dataloader to no worker processes: images are decoded and augmented (mosaic, HSV, flips)
 in the training process, between the model's steps, while at least one core waits. Here
 the loader keeps up to `train.workers` processes, as many as PyTorch leaves cores idle, so
-the next batch is made while the model steps: on 2 cores, 6 epochs at the default size took
-48.6 s with one loader process against 56.6–57.3 s with none (two: 51.4–51.8 s). On a GPU
+the next batch is made while the model steps: on 2 cores, 10 epochs at the default size
+took 0.85–0.94× as long with one loader process as with none (3 alternating pairs; 6
+epochs: 48.6 s against 56.6–57.3 s, two processes 51.4–51.8 s). On a GPU
 the trainer is Ultralytics' own. A module-level class, so that Ultralytics' DDP launcher
 can import it by name.
 """
