@@ -5,9 +5,9 @@
     skintwin drift --images DIR               # score a folder first, then check it
     python -m flows.drift [...]               # the same
 
-Writes reports/drift/<time>-<subject>/ (Evidently HTML + JSON), a Prefect artifact, an MLflow
-run under `skin-twin-monitoring`, and an alert when drift crosses params.yaml thresholds. A
-critical alert with `monitor.retrain_on_critical` starts training: through the
+Writes reports/drift/<time>-<token>-<subject>/ (Evidently HTML + JSON), a Prefect artifact,
+an MLflow run under `skin-twin-monitoring`, and an alert when drift crosses params.yaml
+thresholds. A critical alert with `monitor.retrain_on_critical` starts training: through the
 `training/manual` deployment when a Prefect server is configured, else as a subflow.
 """
 

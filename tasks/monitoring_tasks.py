@@ -5,6 +5,7 @@ Each task wraps one library call; the logic lives in `skintwin.monitoring`.
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
@@ -210,4 +211,6 @@ def publish_batch_summary(summary: dict, model: LoadedModel, source: str) -> str
 
 
 def timestamp() -> str:
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    """A report folder's stamp: the UTC second, then a token of its own, so that two runs
+    in one second (two drift checks of a source at once) never write the same folder."""
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"

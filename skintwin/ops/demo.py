@@ -93,7 +93,7 @@ Data report   : reports/validate/data_report.json
 Lineage       : skintwin lineage
 Model card    : {card}
 History       : skintwin history   (every alias move; --at TIME, --verify; skintwin rollback)
-Batch results : reports/batch/<time>-<source>/predictions.csv
-Drift reports : reports/drift/<time>-<source>/drift_report.html
+Batch results : reports/batch/<time>-<token>-<source>/predictions.csv
+Drift reports : reports/drift/<time>-<token>-<source>/drift_report.html
 Alerts        : .monitoring/alerts/*.json   (skintwin alerts)
 Predictions   : {mask_url(default_url(paths.root))}"""

@@ -91,6 +91,8 @@ def test_two_drift_checks_at_once_raise_one_alert(champion: Path) -> None:
         )
     assert all(r["result"]["drift_detected"] for r in runs)
     assert sum(r["alert"] is not None for r in runs) == 1
+    reports = {r["report_dir"] for r in runs}  # the same second: each its own folder
+    assert len(reports) == 2 and all((Path(d) / "drift_report.html").is_file() for d in reports)
     files = (champion / ".monitoring" / "alerts").glob("*-data_drift-*.json")
     keys = [json.loads(f.read_text())["key"] for f in files]
     assert keys.count("data_drift:twice") == 1
