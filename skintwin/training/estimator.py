@@ -22,6 +22,7 @@ import numpy as np
 
 from skintwin.errors import SkinTwinError
 from skintwin.training.detstats import DetectionStats
+from skintwin.training.isotonic import isotonic_knots
 from skintwin.training.uncertainty import ap_rows, joined_interval, resamples
 
 FLOOR = 0.01  # candidates below this confidence are ignored (and need not be stored)
@@ -54,8 +55,6 @@ class Estimator:
         """Fit on `stats` (the service's detections on labelled images); `truth`, the
         validator's figures on the same images, sets the constant offset (default: what
         `stats` itself says)."""
-        from sklearn.isotonic import IsotonicRegression
-
         keep = stats.conf >= floor
         conf, cls_, tp = stats.conf[keep], stats.pred_cls[keep], stats.tp[keep, 0]
         if conf.size < _MIN_FIT:
@@ -65,10 +64,8 @@ class Estimator:
             )
 
         def curve(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
-            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
-            return [round(float(v), 6) for v in iso.X_thresholds_], [
-                round(float(v), 6) for v in iso.y_thresholds_
-            ]
+            xs, ys = isotonic_knots(x, y)
+            return [round(float(v), 6) for v in xs], [round(float(v), 6) for v in ys]
 
         knots = {"*": curve(conf, tp.astype(float))}
         for k, name in enumerate(names):

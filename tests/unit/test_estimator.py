@@ -134,3 +134,24 @@ def test_the_services_detections_are_matched_once_each_most_confident_first() ->
         {"class_name": "mole", "confidence": 0.7, "box": [20, 20, 26, 26]},  # IoU 0.36
     ]
     assert match(dets, classes, boxes, NAMES).tolist() == [False, True, False, False]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_isotonic_knots_are_scikit_learns(seed: int) -> None:
+    """The numpy fit keeps the knots scikit-learn's IsotonicRegression keeps, on seeded
+    confidences with ties, flat runs and out-of-range ends (`y` 0/1 as the estimator
+    fits, or continuous)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from skintwin.training.isotonic import isotonic_knots
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    x = np.round(rng.uniform(0, 1, n), int(rng.integers(1, 4)))  # ties
+    y = (rng.uniform(0, 1, n) < x).astype(float) if seed % 2 else rng.normal(x, 0.4)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
+    xs, ys = isotonic_knots(x, y)
+    np.testing.assert_array_equal(xs, iso.X_thresholds_)
+    np.testing.assert_allclose(ys, iso.y_thresholds_, atol=1e-12)
+    grid = np.linspace(-0.5, 1.5, 101)
+    np.testing.assert_allclose(np.interp(grid, xs, ys), iso.predict(grid), atol=1e-12)
