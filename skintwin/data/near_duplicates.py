@@ -1,7 +1,7 @@
 """Near-duplicate photos: the same picture re-saved, resized, cropped by up to 10 % or made a
 little brighter. Left in both train and test, one inflates every test metric.
 
-Two stages. A perceptual hash (pHash, `imagehash`) of each image and of the windows a crop
+Two stages. A perceptual hash (pHash) of each image and of the windows a crop
 of up to 10 % could have kept shortlists pairs cheaply; each shortlisted pair is then
 verified by matching one image inside the other at the scales such a crop allows: the fine
 texture of skin (pores, hair), band-passed and normalised, so brightness and re-encoding do
@@ -40,11 +40,18 @@ def _windows(grey: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _phash(grey: np.ndarray) -> int:
-    import imagehash
-    from PIL import Image
+def _phashes(grey: np.ndarray) -> np.ndarray:
+    """The pHash (64 bits: the low 8×8 DCT of a 32×32 shrink against its median, as
+    `imagehash.phash` computes it) of the image and of each of its crop windows, at once:
+    the windows are shrunk with OpenCV's area filter (PIL's Lanczos took 4× longer, for
+    the same shortlist on the demo data with 40 injected copies)."""
+    from scipy.fft import dct
 
-    return int(str(imagehash.phash(Image.fromarray(grey), hash_size=8)), 16)
+    small = np.stack([cv2.resize(w, (32, 32), interpolation=cv2.INTER_AREA) for w in
+                      _windows(grey)]).astype(np.float64)  # fmt: skip
+    low = dct(dct(small, axis=1), axis=2)[:, :8, :8].reshape(len(small), 64)
+    bits = low > np.median(low, axis=1, keepdims=True)
+    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
 
 
 def _band(grey: np.ndarray, width: float) -> np.ndarray:
@@ -78,7 +85,7 @@ def near_duplicate_groups(paths: Sequence[Path]) -> list[list[int]]:
     from tqdm import tqdm
 
     greys = [_grey(p) for p in tqdm(paths, desc="near-duplicates", unit="img", leave=False)]
-    hashes = np.array([[_phash(w) for w in _windows(g)] for g in greys], dtype=np.uint64)
+    hashes = np.stack([_phashes(g) for g in greys]) if greys else np.zeros((0, 19), np.uint64)
     full = hashes[:, 0]
     # distance of each image's whole picture to each other image's windows, both ways
     d = np.bitwise_count(full[:, None, None] ^ hashes[None, :, :]).min(axis=2)
@@ -91,10 +98,10 @@ def near_duplicate_groups(paths: Sequence[Path]) -> list[list[int]]:
             i = parent[i]
         return i
 
-    for i, j in zip(*np.nonzero(np.triu(d <= SHORTLIST_BITS, k=1)), strict=True):
-        if (
-            root(i) != root(j)
-            and max(_match(greys[i], greys[j]), _match(greys[j], greys[i])) >= MATCH
+    shortlist = np.argwhere(np.triu(d <= SHORTLIST_BITS, k=1))
+    for i, j in tqdm(shortlist, desc="near-duplicate check", unit="pair", leave=False):
+        if root(i) != root(j) and (
+            _match(greys[i], greys[j]) >= MATCH or _match(greys[j], greys[i]) >= MATCH
         ):
             parent[root(j)] = root(i)
     groups: dict[int, list[int]] = {}
