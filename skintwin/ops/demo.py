@@ -7,6 +7,7 @@ lighting), score each with the batch-inference flow, and run the drift flow on e
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
@@ -25,6 +26,7 @@ def run_demo(paths: ProjectPaths, batch_images: int = 200) -> dict:
     from skintwin.steps.generate import run_generate
 
     root = str(paths.root)
+    _generate_while_prefect_starts(paths.root)
     training = training_flow(project_dir=root)
     params = load_params(paths.params)
     verdicts = {}
@@ -45,6 +47,39 @@ def run_demo(paths: ProjectPaths, batch_images: int = 200) -> dict:
         }
     plots = show(paths.root)  # PR curve, confusion, training curves; renders offline
     return {"decision": training["decision"], "batches": verdicts, "plots": str(plots)}
+
+
+def _generate_while_prefect_starts(root: Path) -> None:
+    """Generate the demo dataset (its DVC stage, which the training flow then finds done)
+    while Prefect's temporary API server starts in a thread: on a fresh `PREFECT_HOME` that
+    takes ~15 s, mostly migrations on one core, and the flow would wait for it first."""
+    import subprocess
+    import sys
+    import threading
+
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    from tasks.dvc_stages import stage_env
+
+    starting = None
+    if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        from prefect.server.api.server import SubprocessASGIServer
+
+        starting = threading.Thread(target=_start_quietly, args=(SubprocessASGIServer(),))
+        starting.start()
+    try:
+        print("generating the demo dataset (dvc repro generate)", flush=True)
+        cmd = [sys.executable, "-m", "dvc", "repro", "generate"]
+        subprocess.run(cmd, cwd=root, env=stage_env(), check=True)
+    finally:
+        if starting is not None:
+            starting.join()  # a flow must not find a server that is still starting
+
+
+def _start_quietly(server) -> None:
+    """Start the server; on failure the flow's own start tries again and says why."""
+    with contextlib.suppress(Exception):
+        server.start()
 
 
 def print_demo(out: dict) -> None:
