@@ -99,3 +99,44 @@ def test_shared_passes_keep_the_services_detections(champion: Path) -> None:
     assert sum(len(p["detections"]) for p in low) > sum(len(p["detections"]) for p in alone)
     assert served == alone
     assert shared.detector(weights) is shared.detector(weights)
+
+
+def test_an_export_that_fails_parity_leaves_the_estimator_on_the_pt(
+    champion: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The evaluate stage whose export fails parity: the passes it made ahead on the export
+    are not what the estimator and the projection are fitted on; they are fitted on the
+    `.pt` that will serve, exactly as a fit on the `.pt` alone gives them."""
+    import numpy as np
+
+    import skintwin.model.onnx as onnx_module
+    from skintwin.params import load_params
+    from skintwin.steps.evaluate import run_evaluate
+    from skintwin.training.embedding import fit_projection
+    from skintwin.training.served import ServedRuns
+    from skintwin.training.version_estimator import fit_for_version
+
+    export = onnx_module.export_onnx
+    monkeypatch.setattr(  # the real export, then broken as `_broken` breaks it
+        onnx_module, "export_onnx", lambda w, out, *a: _broken(export(w, out, *a), out)
+    )
+    params = load_params(champion / "params.yaml")
+    weights, data = champion / "models/train/weights/best.pt", champion / "data/processed"
+    conf, imgsz = 0.01, params.monitor.imgsz  # the 1-epoch model finds nothing at 0.25
+    out = tmp_path / "evaluate"
+    result = run_evaluate(weights, data, params.evaluate, out, "mAP50", "cpu", conf, imgsz)
+    assert not json.loads((out / "parity.json").read_text())["passed"]
+    fitted = json.loads((out / "estimator.json").read_text())
+    assert fitted.pop("runtime") == "pytorch"
+    runs = ServedRuns(imgsz)
+    alone = fit_for_version(weights, data, params.evaluate, "cpu", result, conf, imgsz, runs=runs)
+    assert fitted == json.loads(json.dumps(alone))
+    val = sorted((data / "images/val").iterdir())
+
+    def confidences(model: Path) -> list:  # of the validation split, as the service keeps them
+        return [[d["confidence"] for d in p["detections"]] for p in runs.predict(model, val, conf)]
+
+    assert confidences(out / "model.onnx") != confidences(weights)  # what a wrong fit would read
+    projection = np.load(out / "embedding.npz")
+    expected = fit_projection(weights, data, params.evaluate, imgsz, runs)
+    np.testing.assert_allclose(projection["components"], expected.components, atol=1e-6)
