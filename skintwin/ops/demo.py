@@ -70,7 +70,9 @@ def _generate_while_prefect_starts(root: Path) -> None:
     try:
         print("generating the demo dataset (dvc repro generate)", flush=True)
         cmd = [sys.executable, "-m", "dvc", "repro", "generate"]
-        subprocess.run(cmd, cwd=root, env=stage_env(), check=True)
+        code = subprocess.run(cmd, cwd=root, env=stage_env()).returncode
+        if code:
+            raise SkinTwinError(f"`dvc repro generate` failed (exit {code}); its output is above")
     finally:
         if starting is not None:
             starting.join()  # a flow must not find a server that is still starting
