@@ -35,12 +35,17 @@ def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=(
     """Train and leave weights and run records in `out`.
 
     Returns:
-        {"run_id", "weights", "best_fitness", "epochs", "loader_workers"}.
+        {"run_id", "weights", "best_fitness", "epochs", "loader_workers", "torch_threads"}.
     """
     import mlflow
+    import torch
 
     model = build_model(params.model)
     model.add_callback("on_fit_epoch_end", _log_epoch)
+    seen: dict[str, int] = {}  # PyTorch's threads as training ran them (none here after DDP)
+    model.add_callback(
+        "on_train_epoch_start", lambda _: seen.setdefault("threads", torch.get_num_threads())
+    )
     args = {k: v for k, v in params.model_dump().items() if k not in ("model", "augment")}
     args.update(params.augment.model_dump())
     root = Path.cwd()
@@ -59,7 +64,7 @@ def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=(
         for path in extra_artifacts:
             if Path(path).is_file():
                 mlflow.log_artifact(str(path), artifact_path="data")
-        from skintwin.model.trainer import Trainer  # loader processes on a CPU's idle cores
+        from skintwin.model.trainer import Trainer  # every core of a CPU put to work
 
         model.train(
             trainer=Trainer,
@@ -74,13 +79,16 @@ def run_train(data_yaml: Path, params: TrainParams, out: Path, extra_artifacts=(
         fitness = float(model.trainer.best_fitness or 0.0)
         loader = getattr(model.trainer, "train_loader", None)  # none here after DDP
         loaders = None if loader is None else int(loader.num_workers)
-        mlflow.log_param("train.loader_workers", loaders)
+        mlflow.log_params(
+            {"train.loader_workers": loaders, "train.torch_threads": seen.get("threads")}
+        )
         record = {
             "run_id": run.info.run_id,
             "weights": "weights/best.pt",
             "best_fitness": fitness,
             "epochs": params.epochs,
             "loader_workers": loaders,
+            "torch_threads": seen.get("threads"),
         }
         atomic_write_json(tmp / "run.json", record)
     log.info("trained %s: MLflow run %s", params.model, record["run_id"])

@@ -320,22 +320,27 @@ def test_application_entry_points(project, prefect_api, tmp_path) -> None:
     assert {k.removeprefix("metric.") for k in metric_tags[0]} == tests[0]
 
 
-def test_cpu_training_keeps_loader_processes_on_the_idle_cores(project) -> None:
-    """Ultralytics sets no dataloader process on a CPU; the train stage keeps `train.workers`
-    of them, up to the cores PyTorch leaves idle, and says so in run.json and MLflow."""
+def test_cpu_training_puts_every_core_to_work(project) -> None:
+    """Ultralytics gives PyTorch one core less than the CPU has and no dataloader process;
+    the train stage gives PyTorch every usable core (at most 8) and keeps `train.workers`
+    loader processes on what is left, and says so in run.json and MLflow."""
     import json
-    import os
 
     from mlflow.tracking import MlflowClient
     from ultralytics.utils import NUM_THREADS
 
+    from skintwin.model.trainer import usable_cores
     from tests.conftest import dvc
 
     _set_train(project, workers=1)
     out = dvc("repro", "train", cwd=project).stdout
     record = json.loads((project / "models/train/run.json").read_text())
-    expected = min(1, max(0, (os.cpu_count() or 1) - NUM_THREADS))  # 1 on 2 or more cores
+    threads = min(8, usable_cores())
+    assert record["torch_threads"] == threads  # read inside training, at its first epoch
+    assert threads > NUM_THREADS or usable_cores() > 8 or usable_cores() == 1
+    expected = min(1, usable_cores() - threads)  # 0 below 9 cores
     assert record["loader_workers"] == expected
     assert f"Using {expected} dataloader workers" in out  # Ultralytics' own account
     params = MlflowClient().get_run(record["run_id"]).data.params
     assert params["train.loader_workers"] == str(expected)
+    assert params["train.torch_threads"] == str(threads)
