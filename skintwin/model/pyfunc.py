@@ -20,6 +20,7 @@ import logging
 import threading
 from pathlib import Path
 
+import cv2
 import mlflow.pyfunc
 import numpy as np
 from mlflow.exceptions import MlflowException
@@ -132,7 +133,9 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
         kwargs["device"] = params.get("device", "cpu")
         if int(params.get("imgsz", 0) or 0) or getattr(self, "imgsz", None):
             kwargs["imgsz"] = int(params.get("imgsz", 0) or 0) or self.imgsz
-        bgr = [im[..., ::-1] for im in images]  # Ultralytics expects BGR, as OpenCV reads
+        # Ultralytics expects BGR, as OpenCV reads; a contiguous copy, not a reversed view,
+        # which OpenCV's letterbox resize takes 4x as long over (0.56 ms against 0.13 ms)
+        bgr = [cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in images]
         # One prediction at a time per model: Ultralytics builds its predictor on first use
         # without a lock (a second thread can find it half set up), and runs inference
         # under its own lock anyway, so this costs no throughput.
