@@ -15,6 +15,8 @@ from skintwin.ops.scratch import dvc, run
 from skintwin.ops.scratch import scratch_project as make_project
 
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers share the cores: a PyTorch thread each
+    os.environ.setdefault("SKINTWIN_TORCH_THREADS", "1")  # (the train stage takes every core)
 __all__ = [
     "MlflowServer",
     "dvc",

@@ -4,12 +4,12 @@ On a CPU Ultralytics gives PyTorch `cpu_count − 1` threads (at most 8) and set
 dataloader to no worker processes, so on a small machine one core waits through the
 whole of training. Here PyTorch gets every usable core (at most 8, Ultralytics' own cap)
 and the loader keeps up to `train.workers` processes on the cores left over, none below 9
-cores. On this project's 2-core machine, 6 epochs at the default size (360 images, 192 px)
-in two alternating rounds: one thread and no loader process (Ultralytics' setting) 52.2 and
-50.0 s; one thread and one loader 56.8 and 49.7 s; two threads and one loader 34.3 and
-38.7 s; two threads and no loader 32.9 and 29.3 s (0.61×). On a GPU the trainer is
-Ultralytics' own. A module-level class, so that Ultralytics' DDP launcher can import it by
-name.
+cores; `SKINTWIN_TORCH_THREADS`, when set, sets PyTorch's threads instead. On this project's
+2-core machine, 6 epochs at the default size (360 images, 192 px) in two alternating
+rounds: one thread and no loader process (Ultralytics' setting) 52.2 and 50.0 s; one thread
+and one loader 56.8 and 49.7 s; two threads and one loader 34.3 and 38.7 s; two threads and
+no loader 32.9 and 29.3 s (0.61×). On a GPU the trainer is Ultralytics' own. A
+module-level class, so that Ultralytics' DDP launcher can import it by name.
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ def usable_cores() -> int:
 
 
 def cpu_threads() -> int:
-    """PyTorch's threads for training on a CPU: every usable core, at most 8."""
-    return min(MAX_CPU_THREADS, usable_cores())
+    """PyTorch's threads for training on a CPU: `SKINTWIN_TORCH_THREADS` when set (e.g. for
+    processes that share the cores), else every usable core, at most 8. Not
+    `OMP_NUM_THREADS`: importing Ultralytics sets that to 1 when it is unset."""
+    from skintwin.io import env_number
+
+    default = min(MAX_CPU_THREADS, usable_cores())
+    return int(env_number("SKINTWIN_TORCH_THREADS", default, 1, 256))
 
 
 def idle_cores() -> int:

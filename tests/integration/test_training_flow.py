@@ -320,11 +320,13 @@ def test_application_entry_points(project, prefect_api, tmp_path) -> None:
     assert {k.removeprefix("metric.") for k in metric_tags[0]} == tests[0]
 
 
-def test_cpu_training_puts_every_core_to_work(project) -> None:
+def test_cpu_training_puts_every_core_to_work(project, monkeypatch) -> None:
     """Ultralytics gives PyTorch one core less than the CPU has and no dataloader process;
     the train stage gives PyTorch every usable core (at most 8) and keeps `train.workers`
     loader processes on what is left, and says so in run.json and MLflow."""
     import json
+
+    monkeypatch.delenv("SKINTWIN_TORCH_THREADS", raising=False)  # no setting: the stage decides
 
     from mlflow.tracking import MlflowClient
     from ultralytics.utils import NUM_THREADS
