@@ -34,10 +34,13 @@ def cpu_threads() -> int:
     """PyTorch's threads for training on a CPU: `SKINTWIN_TORCH_THREADS` when set (e.g. for
     processes that share the cores), else every usable core, at most 8. Not
     `OMP_NUM_THREADS`: importing Ultralytics sets that to 1 when it is unset."""
+    from skintwin.errors import SkinTwinError
     from skintwin.io import env_number
 
-    default = min(MAX_CPU_THREADS, usable_cores())
-    return int(env_number("SKINTWIN_TORCH_THREADS", default, 1, 256))
+    threads = env_number("SKINTWIN_TORCH_THREADS", min(MAX_CPU_THREADS, usable_cores()), 1, 256)
+    if threads != int(threads):
+        raise SkinTwinError(f"SKINTWIN_TORCH_THREADS: {threads:g} is not a whole number")
+    return int(threads)
 
 
 def idle_cores() -> int:

@@ -329,7 +329,6 @@ def test_cpu_training_puts_every_core_to_work(project, monkeypatch) -> None:
     monkeypatch.delenv("SKINTWIN_TORCH_THREADS", raising=False)  # no setting: the stage decides
 
     from mlflow.tracking import MlflowClient
-    from ultralytics.utils import NUM_THREADS
 
     from skintwin.model.trainer import usable_cores
     from tests.conftest import dvc
@@ -339,7 +338,6 @@ def test_cpu_training_puts_every_core_to_work(project, monkeypatch) -> None:
     record = json.loads((project / "models/train/run.json").read_text())
     threads = min(8, usable_cores())
     assert record["torch_threads"] == threads  # read inside training, at its first epoch
-    assert threads > NUM_THREADS or usable_cores() > 8 or usable_cores() == 1
     expected = min(1, usable_cores() - threads)  # 0 below 9 cores
     assert record["loader_workers"] == expected
     assert f"Using {expected} dataloader workers" in out  # Ultralytics' own account

@@ -20,7 +20,7 @@ def test_the_environment_sets_the_threads(monkeypatch) -> None:
     assert idle_cores() == max(0, usable_cores() - 3)
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "many"])
+@pytest.mark.parametrize("raw", ["0", "-1", "2.5", "many"])
 def test_a_bad_setting_is_an_error_naming_it(monkeypatch, raw: str) -> None:
     monkeypatch.setenv("SKINTWIN_TORCH_THREADS", raw)
     with pytest.raises(SkinTwinError, match="SKINTWIN_TORCH_THREADS"):
