@@ -48,7 +48,7 @@ class Journal:
         if not self.folder.is_dir():
             return 0
         files = [*self.folder.glob("[0-9]*.jsonl"), *self.folder.glob(".claimed-*.jsonl")]
-        return sum(len(p.read_text().splitlines()) for p in files)
+        return sum(_rows_in(p) for p in files)
 
     def replay(self, write) -> int:
         """Hand every journal file's rows to `write(rows)`; a file is deleted once written.
@@ -80,6 +80,17 @@ class Journal:
 
     def _release_stale_claims(self) -> None:
         for claimed in self.folder.glob(".claimed-*.jsonl"):
-            if time.time() - claimed.stat().st_mtime > _STALE_CLAIM_S:
-                original = claimed.name.split("-", 2)[2]
-                claimed.rename(self.folder / original)
+            try:
+                if time.time() - claimed.stat().st_mtime > _STALE_CLAIM_S:
+                    claimed.rename(self.folder / claimed.name.split("-", 2)[2])
+            except FileNotFoundError:  # its replay finished (or another process took it)
+                continue
+
+
+def _rows_in(path: Path) -> int:
+    """Rows in one journal file; 0 when a replay (in this or another process) removed it
+    after it was listed, which /metrics racing the replayer meets on a busy service."""
+    try:
+        return len(path.read_text().splitlines())
+    except FileNotFoundError:
+        return 0

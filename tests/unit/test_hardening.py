@@ -127,6 +127,24 @@ def test_a_replay_repeated_after_a_crash_never_doubles_rows(tmp_path: Path) -> N
     assert store.count() == 3
 
 
+def test_journal_files_that_vanish_while_listed_are_not_an_error(tmp_path: Path) -> None:
+    """A replay deletes files while /metrics counts them; a file listed and gone by the time
+    it is read (here a dangling link, gone for good) counts as nothing rather than a 500."""
+    from skintwin.monitoring.journal import Journal
+    from skintwin.monitoring.records import prediction_row
+    from skintwin.monitoring.store import PredictionStore
+
+    journal = Journal(tmp_path / "journal")
+    journal.spill([prediction_row({"detections": []}, model_name="m") for _ in range(2)])
+    gone = journal.folder / "1.0-1-gone.jsonl"
+    gone.symlink_to(journal.folder / "replayed.jsonl")
+    (journal.folder / ".claimed-1-2.0-1-gone.jsonl").symlink_to(journal.folder / "nowhere")
+    assert journal.pending() == 2
+    gone.unlink()  # the claim left behind still has to be passed over by the replay
+    store = PredictionStore(f"sqlite:///{tmp_path / 'p.db'}")
+    assert journal.replay(store.log_many) == 2 and store.count() == 2
+
+
 # ---- 6. an explicit project folder without dvc.yaml is an error -----------------------------
 
 
