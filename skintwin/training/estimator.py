@@ -23,7 +23,7 @@ import numpy as np
 from skintwin.errors import SkinTwinError
 from skintwin.training.detstats import DetectionStats
 from skintwin.training.isotonic import isotonic_knots
-from skintwin.training.uncertainty import ap_rows, joined_interval, resamples
+from skintwin.training.uncertainty import ap_rows, half_spread, joined_interval, resamples
 
 FLOOR = 0.01  # candidates below this confidence are ignored (and need not be stored)
 _MIN_FIT = 30  # detections of a class needed to calibrate it on its own (else pooled)
@@ -90,22 +90,15 @@ class Estimator:
         return cls(tuple(names), floor, knots, per_image, coverage, len(stats), offset, rates,
                    fitted._offset_sd(stats, floor))  # fmt: skip
 
-    def _offset_sd(self, stats: DetectionStats, floor: float, draws: int = 40) -> dict:
+    def _offset_sd(self, stats: DetectionStats, floor: float) -> dict:
         """The offset's sampling error: the spread of (true − estimated) over random
         halves of these images (a delete-half jackknife: the whole set's own, unscaled)."""
-        n = len(stats)
-        if n < 4:
-            return {f: 0.0 for f in FIGURES}
-        rng = np.random.default_rng(0)
-        found = {f: [] for f in FIGURES}
-        for _ in range(draws):
-            half = stats.subset(np.sort(rng.choice(n, n // 2, replace=False)))
+
+        def offset(half: DetectionStats) -> dict:
             true, est = true_figures(half, floor), self.estimate_stats(half, floor, n_boot=1)
-            for f in FIGURES:
-                found[f].append(true[f] - est[f]["value"])
-        with np.errstate(all="ignore"):  # a half with no detections says nothing
-            spread = {f: float(np.nanstd(v, ddof=1)) for f, v in found.items()}
-        return {f: round(v, 6) if np.isfinite(v) else 0.0 for f, v in spread.items()}
+            return {f: true[f] - est[f]["value"] for f in FIGURES}
+
+        return half_spread(stats, offset) or {f: 0.0 for f in FIGURES}
 
     def to_dict(self) -> dict:
         return asdict(self)
