@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], float]:
     from skintwin.training.uncertainty import half_spread
 
     estimator, tests, params, weights = _fit(project)
+    truth = partial(true_figures, operating_conf=OPERATING)
     base = tests["all"]
     print(f"estimate bench: test split true {base['true']} estimated "
           f"{ {k: round(v['value'], 3) for k, v in base['estimate'].items()} }")  # fmt: skip
@@ -72,8 +74,8 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], float]:
             for name, members in parts.items():
                 labelled = stats.subset(members)
                 point = {"batch": f"{shift}/{seed}", "slice": name,
-                         "true": true_figures(labelled, OPERATING),
-                         "true_sd": half_spread(labelled, _truth),
+                         "true": truth(labelled),
+                         "true_sd": half_spread(labelled, truth),
                          "baseline": tests.get(name) or tests["all"]}  # fmt: skip
                 for mode in MODES:
                     est = estimator.estimate_stats(served.subset(members), OPERATING,
@@ -95,12 +97,6 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], float]:
                     f"recall {t['recall']:.3f}/{e['recall']:.3f}"
                 )
     return out, params.monitor.estimate_drop
-
-
-def _truth(stats) -> dict:
-    from skintwin.training.estimator import true_figures
-
-    return true_figures(stats, OPERATING)
 
 
 def run(work: Path, size: str, project: Path) -> list[Row]:
