@@ -49,6 +49,7 @@ def _fit(project: Path) -> tuple:
 def points(project: Path, work: Path, s: dict) -> tuple[list[dict], float]:
     """One point per (batch, slice): the validator's true figures on the labelled images,
     and the estimate from the service's detections on the same images."""
+    from skintwin.monitoring.performance import slice_baseline
     from skintwin.ops.gatesim import labelled_detections
     from skintwin.training.estimator import slices, true_figures
     from skintwin.training.served import served_stats
@@ -76,7 +77,7 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], float]:
                 point = {"batch": f"{shift}/{seed}", "slice": name,
                          "true": truth(labelled),
                          "true_sd": half_spread(labelled, truth),
-                         "baseline": tests.get(name) or tests["all"]}  # fmt: skip
+                         "baseline": slice_baseline(tests, name)}  # fmt: skip
                 for mode in MODES:
                     est = estimator.estimate_stats(served.subset(members), OPERATING,
                                                    n_boot=200, count=mode)  # fmt: skip

@@ -36,6 +36,12 @@ def _arrays(current: pd.DataFrame, estimator: Estimator) -> tuple[np.ndarray, ..
     return np.array(conf, float), np.array(cls_, int), np.array(image, int)
 
 
+def slice_baseline(tests: dict, name: str) -> dict:
+    """The test split's figures a slice is compared with: its own, or (a group too small in
+    the test split to have them) the whole split's."""
+    return tests.get(name) or tests["all"]
+
+
 def estimate_window(doc: dict, current: pd.DataFrame, params: MonitorParams) -> dict:
     """{"available", "slices": {name: {"images", figure: {"value", "lo", "hi"},
     "baseline": {figure: value}, "drop": {figure: value}}}, "falls": [...]} for the
@@ -57,7 +63,7 @@ def estimate_window(doc: dict, current: pd.DataFrame, params: MonitorParams) -> 
         est = estimator.estimate(
             conf[keep], cls_[keep], remap[image[keep]], int(members.size), doc["operating_conf"]
         )
-        base = doc["test"].get(name) or doc["test"]["all"]  # a group unseen in test: overall
+        base = slice_baseline(doc["test"], name)
         baseline = {f: base["estimate"][f]["value"] for f in FIGURES}
         drop = {f: round(baseline[f] - est[f]["value"], 4) for f in FIGURES}
         out[name] = {**est, "baseline": baseline, "drop": drop}
