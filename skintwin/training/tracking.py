@@ -34,7 +34,34 @@ def configure_tracking(root: Path, create: bool = True) -> str:
             "or set MLFLOW_TRACKING_URI"
         )
     mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///"):
+        _create_tables_once(uri, Path(uri.removeprefix("sqlite:///")))
     return uri
+
+
+_CREATED: set[str] = set()
+
+
+def _create_tables_once(uri: str, database: Path) -> None:
+    """Let one process at a time create or upgrade a SQLite store's tables.
+
+    MLflow creates them on a process's first use of the store; two processes doing that at
+    once (the train step, and the flow measuring the champion beside it) collide with
+    "table ... already exists". Once they exist, opening the store only reads.
+    """
+    if uri in _CREATED:
+        return
+    import fcntl
+
+    from mlflow.tracking import MlflowClient
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + "-init.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        store = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        store.search_experiments(max_results=1)
+        store.search_registered_models(max_results=1)
+    _CREATED.add(uri)
 
 
 def experiment_id(name: str, root: Path) -> str:

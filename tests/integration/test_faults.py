@@ -1,4 +1,5 @@
-"""Fault tests: killed training, MLflow down at registration, killed store writer, full disk."""
+"""Fault tests: killed training, MLflow down at registration, a new registry opened by
+several processes at once, killed store writer, full disk."""
 
 from __future__ import annotations
 
@@ -144,6 +145,34 @@ def test_store_writer_killed_mid_batch_loses_no_acknowledged_row(tmp_path: Path)
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     count = PredictionStore(url).count()
     assert count >= acknowledged and count % 200 == 0  # whole batches only
+
+
+def _open_store(root: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from skintwin.training.tracking import configure_tracking
+
+    configure_tracking(Path(root))
+    MlflowClient().search_registered_models(max_results=1)
+
+
+def test_processes_opening_a_new_registry_at_once_all_succeed(tmp_path: Path, monkeypatch) -> None:
+    """The train step and the flow measuring the champion beside it both open a registry
+    that does not exist yet; MLflow's table creation, run by both, used to collide."""
+    import multiprocessing as mp
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the embedded default
+    procs = [
+        mp.get_context("spawn").Process(target=_open_store, args=(str(tmp_path),))
+        for _ in range(3)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [proc.exitcode for proc in procs] == [0, 0, 0]
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 @pytest.fixture
