@@ -21,8 +21,9 @@ from prefect.logging import get_run_logger
 
 from flows.training import training_flow
 from skintwin.errors import SkinTwinError
+from skintwin.monitoring.scoring import report_dir
 from skintwin.params import load_params
-from skintwin.project import ProjectPaths, inside, safe_name
+from skintwin.project import ProjectPaths, safe_name
 from tasks.deployments import start_deployment
 from tasks.monitoring_tasks import (
     build_reference,
@@ -67,7 +68,7 @@ def drift_flow(
         subject = source = batch.source
     reference = build_reference(root, model, params)
     current = collect_current(root, window, source, model.name)
-    out_dir = str(inside(paths.drift_reports, f"{timestamp()}-{subject}"))
+    out_dir = str(report_dir(paths.drift_reports, subject, timestamp()))
     result = check_drift(reference, current, params, out_dir)
     result["performance"] = estimate_performance(
         root, model, current, result, params, out_dir, subject
