@@ -168,12 +168,13 @@ def _ceiling(found: list[dict], metric: str, label: str = "") -> list[Row]:
 
 def _flags(found: list[dict], alarm: float, mode: str, metric: str) -> tuple[int, ...]:
     """(true falls ≥ DROP flagged, such falls, calm slices flagged, calm slices)."""
+    from skintwin.monitoring.performance import fall
 
     def fell(p: dict, by: float) -> bool:
         return p["baseline"]["true"][metric] - p["true"][metric] >= by
 
     def flagged(p: dict) -> bool:
-        return p["baseline"]["estimate"][metric]["value"] - p[mode][metric] > alarm
+        return fall(p["baseline"]["estimate"][metric]["value"], p[mode][metric]) > alarm
 
     dropped = [p for p in found if fell(p, DROP)]
     calm = [p for p in found if not fell(p, CALM)]

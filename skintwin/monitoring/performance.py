@@ -36,6 +36,11 @@ def _arrays(current: pd.DataFrame, estimator: Estimator) -> tuple[np.ndarray, ..
     return np.array(conf, float), np.array(cls_, int), np.array(image, int)
 
 
+def fall(baseline: float, now: float) -> float:
+    """How far an estimate fell below its baseline, as the alert compares and reports it."""
+    return round(baseline - now, 4)
+
+
 def slice_baseline(tests: dict, name: str) -> dict:
     """The test split's figures a slice is compared with: its own, or (a group too small in
     the test split to have them) the whole split's."""
@@ -65,7 +70,7 @@ def estimate_window(doc: dict, current: pd.DataFrame, params: MonitorParams) -> 
         )
         base = slice_baseline(doc["test"], name)
         baseline = {f: base["estimate"][f]["value"] for f in FIGURES}
-        drop = {f: round(baseline[f] - est[f]["value"], 4) for f in FIGURES}
+        drop = {f: fall(baseline[f], est[f]["value"]) for f in FIGURES}
         out[name] = {**est, "baseline": baseline, "drop": drop}
         falls += [
             {"slice": name, "figure": f, "drop": drop[f], "now": est[f]["value"]}
