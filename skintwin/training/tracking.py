@@ -25,7 +25,8 @@ def configure_tracking(root: Path, create: bool = True) -> str:
     import mlflow
 
     database = ProjectPaths(Path(root).resolve()).mlflow_db
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{database}"
+    chosen = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = chosen or f"sqlite:///{database}"
     if not create and uri == f"sqlite:///{database}" and not database.is_file():
         from skintwin.errors import SkinTwinError
 
@@ -34,6 +35,9 @@ def configure_tracking(root: Path, create: bool = True) -> str:
             "or set MLFLOW_TRACKING_URI"
         )
     mlflow.set_tracking_uri(uri)
+    if not chosen:  # MLflow copies the URI into the environment, where the next project of
+        # this process, and the stages it starts, would take it for the user's choice
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     if uri.startswith("sqlite:///"):
         _create_tables_once(uri, Path(uri.removeprefix("sqlite:///")))
     return uri
@@ -55,8 +59,12 @@ def _create_tables_once(uri: str, database: Path) -> None:
 
     from mlflow.tracking import MlflowClient
 
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with open(database.with_name(database.name + "-init.lock"), "a") as lock:
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(database.with_name(database.name + "-init.lock"), "a")  # noqa: SIM115
+    except OSError:  # a read-only folder: nothing here can create tables, nor need a lock
+        return
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         store = MlflowClient(tracking_uri=uri, registry_uri=uri)
         store.search_experiments(max_results=1)

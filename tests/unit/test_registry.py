@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,25 @@ def test_requirements_are_pinned() -> None:
     pins = client.pinned_requirements()
     assert any(p.startswith("ultralytics==") for p in pins)
     assert all("==" in p for p in pins if not p.startswith("opencv"))
+
+
+def test_each_project_gets_its_own_embedded_registry_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow copies a tracking URI into the environment; the embedded default of one
+    project must not become the 'user's choice' for the next, or for the stages it starts."""
+    import mlflow
+
+    from skintwin.training.tracking import configure_tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first, second = tmp_path / "a", tmp_path / "b"
+    try:
+        assert configure_tracking(first) == f"sqlite:///{first.resolve() / 'mlflow.db'}"
+        assert configure_tracking(second) == f"sqlite:///{second.resolve() / 'mlflow.db'}"
+        assert mlflow.get_tracking_uri() == f"sqlite:///{second.resolve() / 'mlflow.db'}"
+        assert "MLFLOW_TRACKING_URI" not in os.environ
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///" + str(tmp_path / "chosen.db"))
+        assert configure_tracking(first).endswith("chosen.db")  # the user's choice wins
+    finally:
+        mlflow.set_tracking_uri(None)
