@@ -21,6 +21,9 @@ def main() -> int:
     parser.add_argument("--size", choices=["small", "default"], default="small")
     every = ["monitoring", "training", "serving", "load", "gate", "drift", "estimate", "scaleout"]
     parser.add_argument("--only", choices=every, action="append")
+    parser.add_argument(
+        "--device", default="cpu", help='training device: "cpu" (default), "0" for a GPU'
+    )
     args = parser.parse_args()
     configure_offline(Path(__file__).resolve().parents[1])
     rows: list = []
@@ -37,10 +40,10 @@ def main() -> int:
         if "monitoring" in want:
             section(monitoring.run(work / "monitoring", args.size))
         if "training" in want:
-            train_rows, project = training.run(work / "training", args.size)
+            train_rows, project = training.run(work / "training", args.size, args.device)
             section(train_rows)
         elif want & needs_model:
-            project = training.trained_project(work / "training", args.size)
+            project = training.trained_project(work / "training", args.size, args.device)
         if want & needs_model:
             for name, module, folder in (
                 ("serving", serving, "serving"),

@@ -33,24 +33,24 @@ def _sh(cmd: list[str], cwd: Path) -> None:
     )
 
 
-def _project(work: Path, size: str) -> Path:
+def _project(work: Path, size: str, device: str = "cpu") -> Path:
     from skintwin.ops.scratch import SOURCE, scratch_project
 
     s = SIZES[size]
     params = yaml.safe_load((SOURCE / "params.yaml").read_text())
     params["generate"].update(n_images=s["n_images"], image_size=s["image_size"])
-    params["train"].update(epochs=s["epochs"], imgsz=s["imgsz"])
+    params["train"].update(epochs=s["epochs"], imgsz=s["imgsz"], device=device)
     params["preprocess"]["min_test_per_group"] = s["min_test"]
     params["evaluate"]["imgsz"] = s["imgsz"]
     return scratch_project(work / "project", params)
 
 
-def trained_project(work: Path, size: str) -> Path:
+def trained_project(work: Path, size: str, device: str = "cpu") -> Path:
     """Only the project with its trained champion, for the benchmarks that need a model
     but not the training figures (one flow run, no plain `yolo train` beside it)."""
     from flows.training import training_flow
 
-    root = _project(work, size)
+    root = _project(work, size, device)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     training_flow(project_dir=str(root))
     return root
@@ -69,12 +69,24 @@ if not out["decision"]["promote"]:  # a weak small-size model: a human's overrid
 """  # in its own process: the flow's process imports what it needs itself
 
 
+_YOLO = "import sys; from ultralytics.cfg import entrypoint; sys.exit(entrypoint())"  # `yolo`
+
+
 def _plain_command(root: Path, work: Path, n: int) -> list[str]:
-    """`yolo train` with the project's train settings, on its preprocessed data."""
+    """`yolo train` with the project's train settings, on its preprocessed data (the `yolo`
+    script's own two lines, run by this interpreter: a `pip install --target` has no script
+    on PATH). Precision as the flow's trainer sets it: `train.amp` means bfloat16 on a GPU."""
+    from ultralytics.utils.torch_utils import select_device
+
+    from skintwin.model.trainer import amp_mode
+
     t = yaml.safe_load((root / "params.yaml").read_text())["train"]
     args = {k: v for k, v in t.items() if k not in ("model", "augment")} | t["augment"]
+    args["amp"] = amp_mode(select_device(str(t["device"]), verbose=False), t.get("amp", True))
     return [
-        str(Path(sys.executable).parent / "yolo"),
+        sys.executable,
+        "-c",
+        _YOLO,
         "detect",
         "train",
         f"data={root / 'data/processed/data.yaml'}",
@@ -86,7 +98,7 @@ def _plain_command(root: Path, work: Path, n: int) -> list[str]:
     ]
 
 
-def run(work: Path, size: str) -> tuple[list[Row], Path]:
+def run(work: Path, size: str, device: str = "cpu") -> tuple[list[Row], Path]:
     """The rows, and the project whose trained champion the serving benchmark reuses.
 
     Flow and plain run in the order plain, flow, flow, plain: the machine's speed drifts
@@ -97,9 +109,10 @@ def run(work: Path, size: str) -> tuple[list[Row], Path]:
 
     from flows.training import training_flow
 
-    root = _project(work, size)
+    root = _project(work, size, device)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     _sh([sys.executable, "-m", "dvc", "repro", "preprocess"], root)
+    print(f"training on {_device_name(device)}")
     plain = [timed(lambda: _sh(_plain_command(root, work, 1), work))[0]]
     # the plain run's model is the champion the flow's gate measures again on the test split
     _sh([sys.executable, "-c", _CHAMPION, str(root), str(work / "plain/1/weights/best.pt")], root)
@@ -113,6 +126,7 @@ def run(work: Path, size: str) -> tuple[list[Row], Path]:
     epochs = {"flow": [_epochs_s(root / "models/train")]}
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in first["seconds"].items())
     print(f"training flow, where the time went: {steps}; plain yolo train {plain[0]:.1f} s")
+    print(_outcome(root, first))
     repeat_s, _ = timed(lambda: training_flow(project_dir=str(root)))
     noop_s, _ = timed(lambda: _sh([sys.executable, "-m", "dvc", "repro"], root))
     second_s, second = timed(lambda: training_flow(project_dir=str(root), force_train=True))
@@ -134,6 +148,32 @@ def run(work: Path, size: str) -> tuple[list[Row], Path]:
         Row("no-op dvc repro (whole DAG)", noop_s, "s", None, "", "≤ 3 s", noop_s <= 3.0),
         *_steps(first["seconds"], plain[0]),
     ], root  # fmt: skip
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device == "cpu":
+        return f"the CPU ({torch.get_num_threads()} PyTorch threads)"
+    return ", ".join(torch.cuda.get_device_name(int(d)) for d in device.split(","))
+
+
+def _outcome(root: Path, run: dict) -> str:
+    """What the flow's run ended with: its candidate's metric, the export's parity verdict,
+    and the gate's decision (the end-to-end path, on whatever device trained it)."""
+    import json
+
+    from skintwin.model.onnx import parity_verdict
+
+    test = json.loads((root / "reports/evaluate/metrics.json").read_text())["test"]
+    passed, why = parity_verdict(root / "reports/evaluate/parity.json")
+    decision = run["decision"]
+    return (
+        f"candidate v{decision['version']}: mAP50 {test['mAP50']:.3f} on the test split; ONNX "
+        f"parity {'passed' if passed else 'failed'} ({why}); gate: "
+        f"{'promoted' if decision['promote'] else 'not promoted'} "
+        f"({'; '.join(decision['reasons'])})"
+    )
 
 
 def _epochs_s(run_dir: Path) -> float:

@@ -8,8 +8,10 @@ cores; `SKINTWIN_TORCH_THREADS`, when set, sets PyTorch's threads instead. On th
 2-core machine, 6 epochs at the default size (360 images, 192 px) in two alternating
 rounds: one thread and no loader process (Ultralytics' setting) 52.2 and 50.0 s; one thread
 and one loader 56.8 and 49.7 s; two threads and one loader 34.3 and 38.7 s; two threads and
-no loader 32.9 and 29.3 s (0.61×). On a GPU the trainer is Ultralytics' own. A
-module-level class, so that Ultralytics' DDP launcher can import it by name.
+no loader 32.9 and 29.3 s (0.61×). On a GPU the trainer is Ultralytics' own, with one
+change: mixed precision (`train.amp`) is bfloat16. Ultralytics' FP16 mode first checks the
+GPU by predicting with yolo26n.pt, which it downloads: never, offline. A module-level class,
+so that Ultralytics' DDP launcher can import it by name.
 """
 
 from __future__ import annotations
@@ -48,12 +50,29 @@ def idle_cores() -> int:
     return max(0, usable_cores() - cpu_threads())
 
 
+def amp_mode(device: torch.device, requested) -> str | bool:
+    """Ultralytics' `amp` for `train.amp` on `device`: "bf16" on a CUDA GPU when asked (it
+    needs no GradScaler and no downloaded check), else False (FP32; a CPU always)."""
+    from skintwin.errors import SkinTwinError
+
+    if device.type != "cuda" or requested in (False, "fp32"):
+        return False
+    if not torch.cuda.is_bf16_supported(including_emulation=False):
+        name = torch.cuda.get_device_name(device)
+        raise SkinTwinError(
+            f"train.amp: {name} has no native bfloat16 (compute capability 8.0 or newer "
+            "needed); set train.amp: false to train in FP32"
+        )
+    return "bf16"
+
+
 class Trainer(DetectionTrainer):
     """`DetectionTrainer`; on a CPU, PyTorch on `cpu_threads()` and up to `workers` loader
-    processes on the `idle_cores()`."""
+    processes on the `idle_cores()`; on a GPU, `amp_mode()`."""
 
     def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None) -> None:
         super().__init__(cfg, overrides, _callbacks)  # sets 1 thread less, no workers on a CPU
+        self.args.amp = amp_mode(self.device, self.args.amp)
         if self.device.type == "cpu":
             torch.set_num_threads(cpu_threads())
             requested = int((overrides or {}).get("workers", DEFAULT_CFG.workers))

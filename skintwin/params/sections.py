@@ -80,6 +80,7 @@ class TrainParams(_Section):
     lr0: Annotated[float, Field(gt=0.0, le=1.0)]
     seed: Seed
     device: str
+    amp: bool = True  # mixed precision on a GPU (bfloat16); a CPU always trains in FP32
     workers: Annotated[int, Field(ge=0)]
     plots: bool
     augment: AugmentParams

@@ -1,4 +1,5 @@
-"""PyTorch's training threads on a CPU: every usable core unless the environment says."""
+"""PyTorch's training threads on a CPU (every usable core unless the environment says),
+and its precision (FP32)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def test_a_bad_setting_is_an_error_naming_it(monkeypatch, raw: str) -> None:
     monkeypatch.setenv("SKINTWIN_TORCH_THREADS", raw)
     with pytest.raises(SkinTwinError, match="SKINTWIN_TORCH_THREADS"):
         cpu_threads()
+
+
+@pytest.mark.parametrize("requested", [True, "bf16", "fp16", False])
+def test_a_cpu_trains_in_fp32_whatever_train_amp_says(requested) -> None:
+    """On a CPU, Ultralytics' bfloat16 autocast raises and its FP16 mode is a no-op: FP32."""
+    import torch
+
+    from skintwin.model.trainer import amp_mode
+
+    assert amp_mode(torch.device("cpu"), requested) is False
