@@ -12,7 +12,10 @@ DEVICE=${2:-0}
 LOGS=${OUT:-/tmp}
 SITE=${SKINTWIN_GPU_SITE:-/tmp/skintwin-site}
 if [ ! -d "$SITE/prefect" ]; then
-  mkdir -p "$SITE" && tar -xJf .gpu/site.tar.xz -C "$SITE" || exit 2
+  mkdir -p "$SITE"
+  tar -xJf .gpu/site.tar.xz -C "$SITE" 2>/dev/null \
+    || python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" \
+      .gpu/site.tar.xz "$SITE" || exit 2
 fi
 command -v git >/dev/null || export PATH="$PATH:$SITE/bin"  # the packed git, if none here
 export PYTHONPATH="$SITE:$PWD" PREFECT_HOME=/tmp/skintwin-prefect \
