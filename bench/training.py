@@ -154,7 +154,7 @@ def _device_name(device: str) -> str:
     import torch
 
     if device == "cpu":
-        return f"the CPU ({torch.get_num_threads()} PyTorch threads)"
+        return f"the CPU ({os.cpu_count()} cores)"
     return ", ".join(torch.cuda.get_device_name(int(d)) for d in device.split(","))
 
 
