@@ -24,9 +24,10 @@ def closure(roots: list[str], present: set[str]) -> list[str]:
 
     def walk(req: Requirement) -> None:
         name = canonicalize_name(req.name)
-        if name in present or (name, tuple(sorted(req.extras))) in seen:
+        key = (name, tuple(sorted(req.extras)))
+        if name in present or key in seen:
             return
-        seen.add((name, tuple(sorted(req.extras))))
+        seen.add(key)
         try:
             dist = distribution(req.name)
         except PackageNotFoundError:
