@@ -87,7 +87,8 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], float]:
                     point["interval"] = {
                         k: (est[k]["lo"], est[k]["hi"]) for k in ("mAP50", "recall")
                     }
-                    known = replace(estimator, per_image=len(labelled.gt_cls) / len(members))
+                    rate = len(labelled.gt_cls) / len(members)
+                    known = replace(estimator, per_image=rate, lesion_rate=rate)
                     told = known.estimate_stats(served.subset(members), OPERATING, n_boot=1,
                                                 count="prior")  # fmt: skip
                     point[KNOWN] = {k: told[k]["value"] for k in ("mAP50", "recall")}

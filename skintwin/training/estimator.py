@@ -16,7 +16,7 @@ which a shift can break, so the benchmark measures its error on labelled shifted
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class Estimator:
     offset: dict[str, float] | None = None  # true − estimated on the validation split
     class_rates: dict[str, tuple[float, float]] | None = None  # class: (per image, coverage)
     offset_sd: dict[str, float] | None = None  # the offset's sampling error (n_images)
+    lesion_rate: float | None = None  # true boxes per image, labelled train + val: recall's count
 
     @classmethod
     def fit(
@@ -51,10 +52,12 @@ class Estimator:
         names: tuple[str, ...],
         floor: float = FLOOR,
         truth: dict | None = None,
+        lesion_rate: float | None = None,
     ):
         """Fit on `stats` (the service's detections on labelled images); `truth`, the
         validator's figures on the same images, sets the constant offset (default: what
-        `stats` itself says)."""
+        `stats` itself says); `lesion_rate`, lesions per image over more labelled images
+        than these (the training and validation splits), is recall's lesion count."""
         keep = stats.conf >= floor
         conf, cls_, tp = stats.conf[keep], stats.pred_cls[keep], stats.tp[keep, 0]
         if conf.size < _MIN_FIT:
@@ -79,24 +82,32 @@ class Estimator:
             for k, name in enumerate(names)
             if (n := int((stats.gt_cls == k).sum()))
         }
-        fitted = cls(tuple(names), floor, knots, per_image, coverage, len(stats), None, rates)
+        fitted = cls(tuple(names), floor, knots, per_image, coverage, len(stats), None, rates,
+                     None, lesion_rate)  # fmt: skip
         # what the method misses on the images it was fitted on (chiefly AP below `floor`,
         # which production never stores) is added back as a constant
-        est, true = (
-            fitted.estimate_stats(stats, floor, n_boot=1),
-            truth or true_figures(stats, floor),
-        )
-        offset = {f: round(true[f] - est[f]["value"], 6) for f in FIGURES}
-        return cls(tuple(names), floor, knots, per_image, coverage, len(stats), offset, rates,
-                   fitted._offset_sd(stats, floor))  # fmt: skip
+        bias = fitted._bias(stats, floor, truth or true_figures(stats, floor))
+        offset = {f: round(v, 6) for f, v in bias.items()}
+        return replace(fitted, offset=offset, offset_sd=fitted._offset_sd(stats, floor))
+
+    def _bias(self, stats: DetectionStats, floor: float, true: dict) -> dict:
+        """True − estimated on labelled `stats`. With a `lesion_rate`, recall's is measured
+        told the images' own number of lesions: the offset then corrects the calibration
+        only, not how far these few images' lesion count strays from the rate."""
+        est = self.estimate_stats(stats, floor, n_boot=1)
+        out = {f: true[f] - est[f]["value"] for f in FIGURES}
+        if self.lesion_rate is not None:
+            own = replace(self, lesion_rate=len(stats.gt_cls) / max(1, len(stats)))
+            told = own.estimate_stats(stats, floor, n_boot=1, count="prior")
+            out["recall"] = true["recall"] - told["recall"]["value"]
+        return out
 
     def _offset_sd(self, stats: DetectionStats, floor: float) -> dict:
         """The offset's sampling error: the spread of (true − estimated) over random
         halves of these images (a delete-half jackknife: the whole set's own, unscaled)."""
 
         def offset(half: DetectionStats) -> dict:
-            true, est = true_figures(half, floor), self.estimate_stats(half, floor, n_boot=1)
-            return {f: true[f] - est[f]["value"] for f in FIGURES}
+            return self._bias(half, floor, true_figures(half, floor))
 
         return half_spread(stats, offset) or {f: 0.0 for f in FIGURES}
 
@@ -109,7 +120,7 @@ class Estimator:
         rates = {k: (float(v[0]), float(v[1])) for k, v in (doc.get("class_rates") or {}).items()}
         return cls(tuple(doc["names"]), float(doc["floor"]), knots, float(doc["per_image"]),
                    float(doc["coverage"]), int(doc["n_images"]), doc.get("offset"),
-                   rates or None, doc.get("offset_sd"))  # fmt: skip
+                   rates or None, doc.get("offset_sd"), doc.get("lesion_rate"))  # fmt: skip
 
     def p_true(self, conf: np.ndarray, cls_: np.ndarray) -> np.ndarray:
         """Each detection's calibrated probability of being a true positive (IoU 0.5)."""
@@ -142,9 +153,14 @@ class Estimator:
         )  # row 0: the images as they are
         w = weights[:, det_image]
         expected = (w * p).sum(axis=1)  # expected true positives, all classes
-        prior = weights.sum(axis=1) * self.per_image  # the validation split's rate
         seen = expected / max(self.coverage, 1e-6)  # what the candidates say
-        lesions = {"prior": prior, "candidates": seen, "max": np.maximum(prior, seen)}[count]
+
+        def lesions_at(rate: float) -> np.ndarray:
+            prior = weights.sum(axis=1) * rate
+            return {"prior": prior, "candidates": seen, "max": np.maximum(prior, seen)}[count]
+
+        lesions = lesions_at(self.per_image)  # the validation split's rate: AP's axis
+        recall_lesions = lesions if self.lesion_rate is None else lesions_at(self.lesion_rate)
         ap, tp_at, n_at, gt, classes = [], [], [], [], {}
         for k in range(len(self.names)):
             mine = np.flatnonzero(cls_ == k)
@@ -158,7 +174,7 @@ class Estimator:
             on = order[conf[order] >= operating_conf]
             tp_at.append((w[:, on] * p[on]).sum(axis=1))
             n_at.append(w[:, on].sum(axis=1))
-            gt.append(n_hat)
+            gt.append(np.maximum(recall_lesions * share, 1e-9))
             own = max(float(self._lesions(k, mine_expected[:1], weights[:1], count, n_hat[:1])[0]),
                       1e-9)  # fmt: skip
             classes[self.names[k]] = _class_figures(

@@ -10,6 +10,21 @@ from skintwin.training.detstats import DetectionStats
 from skintwin.training.estimator import FIGURES, Estimator, slices, true_figures
 
 
+def lesion_rate(dataset: Path, splits: tuple[str, ...]) -> float | None:
+    """Labelled boxes per image over `splits` of a YOLO dataset (None when it has no
+    images): the number of lesions a photo holds, counted on more photos than the
+    validation split's few dozen."""
+    boxes = images = 0
+    for split in splits:
+        folder = Path(dataset) / "images" / split
+        for image in folder.iterdir() if folder.is_dir() else ():
+            label = Path(dataset) / "labels" / split / f"{image.stem}.txt"
+            text = label.read_text(encoding="utf-8") if label.is_file() else ""
+            boxes += sum(1 for line in text.splitlines() if line.strip())
+            images += 1
+    return round(boxes / images, 6) if images else None
+
+
 def fit_for_version(
     weights, dataset, params, device: str, test, operating_conf: float, imgsz: int,
     min_images: int = 30, runs=None, val=None,
@@ -31,7 +46,9 @@ def fit_for_version(
     served = served_stats(weights, val_images, dataset / "labels" / "val", capture.names,
                           operating_conf, imgsz, runs)  # fmt: skip
     try:
-        estimator = Estimator.fit(served, capture.names, operating_conf, truth)
+        estimator = Estimator.fit(
+            served, capture.names, operating_conf, truth, lesion_rate(dataset, ("train", "val"))
+        )
     except SkinTwinError as exc:
         return {"available": False, "reason": str(exc)}
     test_images = [dataset / f for f in test.stats.files]

@@ -90,6 +90,38 @@ def test_lesions_it_no_longer_finds_count_only_with_the_prior() -> None:
     assert drop["max"] > 0.15 and drop["candidates"] < 0.05, drop
 
 
+def test_recall_counts_lesions_at_the_labelled_rate_not_the_few_validation_photos() -> None:
+    """Fitted on 40 validation photos that hold fewer lesions than photos do (one to two a
+    photo, against one to three), on a window whose detector now finds 80% of the lesions
+    instead of 95% (a true fall of 0.11-0.19): given the rate over the training and
+    validation labels, the estimate falls by more than `monitor.estimate_drop` (0.05) in
+    19 of 20 seeded fits; with the validation photos' own count, the candidates outnumber
+    it before and after, and recall's estimate does not move at all (0 of 20)."""
+
+    def few(seed: int) -> DetectionStats:  # validation photos with 1-2 lesions each
+        stats = simulate(seed, n=120)
+        keep = np.flatnonzero(np.bincount(stats.gt_image, minlength=len(stats)) <= 2)[:40]
+        return stats.subset(keep)
+
+    tracked = {"labelled rate": 0, "validation count": 0}
+    for seed in range(20):
+        val = few(300 + seed)
+        window = simulate(400 + seed, found=0.8)
+        plain = simulate(400 + seed)
+        fall = true_figures(plain)["recall"] - true_figures(window)["recall"]
+        fits = {
+            "labelled rate": Estimator.fit(val, NAMES, floor=0.25, lesion_rate=2.0),
+            "validation count": Estimator.fit(val, NAMES, floor=0.25),
+        }
+        for name, estimator in fits.items():
+            before = estimator.estimate_stats(plain, n_boot=1)["recall"]["value"]
+            after = estimator.estimate_stats(window, n_boot=1)["recall"]["value"]
+            assert fall >= 0.10
+            tracked[name] += before - after > 0.05
+    print(tracked)
+    assert tracked["labelled rate"] >= 18 and tracked["validation count"] == 0, tracked
+
+
 def test_the_interval_carries_the_calibrations_own_error() -> None:
     """Fitted on 60 validation images, each a 200-image window's 95% interval holds the
     detector's true figure (on 4,000 images) in 19 (recall) and 18 (mAP50) of 20 seeded
