@@ -121,6 +121,7 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
     for mode in MODES:
         for metric in ("mAP50", "recall"):
             rows += _rows(found, alarm, mode, metric) + _ceiling(found, metric)
+            rows += _twin(found, mode, metric)
             rows += _rows(whole, alarm, mode, metric, f"{s['images']} images") + _ceiling(
                 whole, metric, f"{s['images']} images"
             )
@@ -131,6 +132,37 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
             print(f"estimate bench: {metric} flagged at other monitor.estimate_drop: {trade}")
             print(f"estimate bench: {metric} {_told(found, metric)}")
     return rows
+
+
+def _twin(found: list[dict], mode: str, metric: str) -> list[Row]:
+    """The truth's own test-retest reliability, measured rather than simulated: each point's
+    true figure beside its twin's, the labelled truth of the same shift and slice in the
+    other seed's batch (other patients, the same conditions). Their rank correlation r is
+    how repeatable a slice's measured figure is; an estimator of what the conditions do to
+    the model, however exact, can reach about √r (Spearman's correction for attenuation,
+    1904): the rest is each window's own sampling, which a label-free estimate sees only
+    as far as its detections show it. Printed over the points that have a twin, with the
+    estimator's ρ on them."""
+    from scipy.stats import spearmanr
+
+    index = {(p["batch"], p["slice"]): p for p in found}
+    pairs = []
+    for (batch, name), p in index.items():
+        shift, seed = batch.rsplit("/", 1)
+        twin = index.get((f"{shift}/{1 - int(seed)}", name))
+        if twin is not None:
+            pairs.append((p["true"][metric], twin["true"][metric], p[mode][metric]))
+    if len(pairs) < 3:
+        return []
+    true, twin, est = (np.array(c) for c in zip(*pairs, strict=True))
+    r = float(spearmanr(true, twin).statistic)
+    rho_est = float(spearmanr(true, est).statistic)
+    return [
+        Row(f"{metric}: the truth's test-retest rho, r, against a labelled twin window "
+            f"({len(pairs)} points; the estimator's rho on them {rho_est:.2f})", r, ""),
+        Row(f"{metric}: the best an estimator of the conditions can reach, about sqrt(r)",
+            float(np.sqrt(max(r, 0.0))), "", target="≥ 0.8"),
+    ]  # fmt: skip
 
 
 def _told(found: list[dict], metric: str) -> str:

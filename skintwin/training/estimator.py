@@ -8,7 +8,9 @@ unlabelled images each candidate (at or above the confidence `floor`) counts as 
 expected true positives; the expected number of lesions is the validation rate per image
 times the images, shared between classes as the expected true positives are; precision,
 recall and AP follow from those expected counts exactly as Ultralytics computes them from
-real ones. It extends average
+real ones. Recall's lesion count takes the rate over the training and validation labels
+instead (`lesion_rate`): its only unknown is that count, and a few dozen validation photos
+set it too low as often as too high. It extends average
 thresholded confidence (Garg et al., ICLR 2022) from classification accuracy to a
 detector's precision-recall curve; it assumes calibration carries over to the new images,
 which a shift can break, so the benchmark measures its error on labelled shifted batches.
