@@ -187,3 +187,21 @@ def test_isotonic_knots_are_scikit_learns(seed: int) -> None:
     np.testing.assert_allclose(ys, iso.y_thresholds_, atol=1e-12)
     grid = np.linspace(-0.5, 1.5, 101)
     np.testing.assert_allclose(np.interp(grid, xs, ys), iso.predict(grid), atol=1e-12)
+
+
+def test_the_lesion_rate_counts_every_photo_of_the_splits_named(tmp_path) -> None:
+    """Boxes per photo over the training and validation splits: a background photo (empty
+    label file, or none) counts as a photo with no lesion; the test split is not read."""
+    from skintwin.training.version_estimator import lesion_rate
+
+    labels = {"train": {"a": "0 .5 .5 .1 .1\n1 .2 .2 .1 .1\n", "b": "", "c": None},
+              "val": {"d": "2 .5 .5 .2 .2\n\n"}, "test": {"e": "0 .5 .5 .1 .1\n" * 9}}  # fmt: skip
+    for split, files in labels.items():
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+        for stem, text in files.items():
+            (tmp_path / "images" / split / f"{stem}.jpg").write_bytes(b"")
+            if text is not None:
+                (tmp_path / "labels" / split / f"{stem}.txt").write_text(text)
+    assert lesion_rate(tmp_path, ("train", "val")) == 0.75
+    assert lesion_rate(tmp_path, ("missing",)) is None
