@@ -53,8 +53,8 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], float]:
     and the estimate from the service's detections on the same images."""
     from skintwin.monitoring.performance import slice_baseline
     from skintwin.ops.gatesim import labelled_detections
-    from skintwin.training.estimator import slices, true_figures
     from skintwin.training.served import served_stats
+    from skintwin.training.truth import slices, true_figures
     from skintwin.training.uncertainty import half_spread
 
     estimator, tests, params, weights = _fit(project)

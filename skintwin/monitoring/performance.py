@@ -18,7 +18,8 @@ import pandas as pd
 from skintwin.io import atomic_write_bytes, atomic_write_json
 from skintwin.monitoring.records import json_cell
 from skintwin.params import MonitorParams
-from skintwin.training.estimator import FIGURES, Estimator, slices
+from skintwin.training.estimator import Estimator
+from skintwin.training.truth import FIGURES, slices
 
 WATCHED = ("mAP50", "recall")  # the figures whose fall alerts
 

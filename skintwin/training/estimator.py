@@ -25,11 +25,11 @@ import numpy as np
 from skintwin.errors import SkinTwinError
 from skintwin.training.detstats import DetectionStats
 from skintwin.training.isotonic import isotonic_knots
+from skintwin.training.truth import FIGURES, true_figures
 from skintwin.training.uncertainty import ap_rows, half_spread, joined_interval, resamples
 
 FLOOR = 0.01  # candidates below this confidence are ignored (and need not be stored)
 _MIN_FIT = 30  # detections of a class needed to calibrate it on its own (else pooled)
-FIGURES = ("mAP50", "precision", "recall")
 
 
 @dataclass(frozen=True)
@@ -225,32 +225,3 @@ def _class_figures(ap: float, tp: float, found: float, lesions: float) -> dict:
         "precision": round(float(tp / found), 4) if found else None,
         "recall": round(float(min(1.0, tp / lesions)), 4),
     }
-
-
-def true_figures(stats: DetectionStats, operating_conf: float = 0.25) -> dict:
-    """What `estimate` estimates, from the labels: mAP50 (Ultralytics'), and precision and
-    recall at `operating_conf` (IoU 0.5), averaged over classes with boxes."""
-    s = stats.summary()
-    precision, recall = [], []
-    for k in np.unique(stats.gt_cls):
-        on = (stats.pred_cls == k) & (stats.conf >= operating_conf)
-        tp = stats.tp[on, 0].sum()
-        precision.append(tp / on.sum() if on.sum() else np.nan)
-        recall.append(tp / (stats.gt_cls == k).sum())
-    with np.errstate(all="ignore"):
-        return {
-            "mAP50": s["mAP50"],
-            "precision": float(np.nanmean(precision)) if precision else 0.0,
-            "recall": float(np.mean(recall)) if recall else 0.0,
-        }
-
-
-def slices(groups: tuple[str, ...], min_images: int) -> dict[str, np.ndarray]:
-    """ "all" and each tone group with at least `min_images` images: image indices."""
-    out = {"all": np.arange(len(groups))}
-    names = np.array(groups)
-    for g in sorted(set(groups)):
-        members = np.flatnonzero(names == g)
-        if members.size >= min_images:
-            out[g] = members
-    return out

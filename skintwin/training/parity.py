@@ -66,8 +66,8 @@ def check_parity(
         {"passed", "reasons": [...], "boxes": {"pytorch": [matched, total], "onnx": [...]},
          "max_conf_delta", "mAP50": {slice: {"pytorch", "onnx", "delta"}}}.
     """
-    from skintwin.training.estimator import slices
     from skintwin.training.served import ServedRuns, matched_stats
+    from skintwin.training.truth import slices
 
     images = [Path(dataset) / f for f in test.stats.files]
     labels = Path(dataset) / "labels" / "test"

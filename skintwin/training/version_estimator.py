@@ -7,7 +7,8 @@ from pathlib import Path
 
 from skintwin.errors import SkinTwinError
 from skintwin.training.detstats import DetectionStats
-from skintwin.training.estimator import FIGURES, Estimator, slices, true_figures
+from skintwin.training.estimator import Estimator
+from skintwin.training.truth import FIGURES, slices, true_figures
 
 
 def lesion_rate(dataset: Path, splits: tuple[str, ...]) -> float | None:

@@ -11,7 +11,8 @@ import pytest
 
 from skintwin.errors import SkinTwinError
 from skintwin.training.detstats import N_IOU, DetectionStats
-from skintwin.training.estimator import Estimator, true_figures
+from skintwin.training.estimator import Estimator
+from skintwin.training.truth import true_figures
 
 NAMES = ("acne", "mole", "rash")
 

@@ -15,7 +15,8 @@ from skintwin.monitoring.performance import (
     write,
 )
 from skintwin.params import parse_params
-from skintwin.training.estimator import FIGURES, Estimator
+from skintwin.training.estimator import Estimator
+from skintwin.training.truth import FIGURES
 from tests.conftest import REPO
 from tests.unit.test_estimator import NAMES, simulate
 

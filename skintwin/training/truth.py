@@ -1,0 +1,40 @@
+"""What the label-free estimate is measured against: a slice's true figures from its labels,
+and the slices (the whole window, each tone group large enough) that every estimate, its
+baseline and its benchmark are made on."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skintwin.training.detstats import DetectionStats
+
+FIGURES = ("mAP50", "precision", "recall")
+
+
+def true_figures(stats: DetectionStats, operating_conf: float = 0.25) -> dict:
+    """What `Estimator.estimate` estimates, from the labels: mAP50 (Ultralytics'), and
+    precision and recall at `operating_conf` (IoU 0.5), averaged over classes with boxes."""
+    s = stats.summary()
+    precision, recall = [], []
+    for k in np.unique(stats.gt_cls):
+        on = (stats.pred_cls == k) & (stats.conf >= operating_conf)
+        tp = stats.tp[on, 0].sum()
+        precision.append(tp / on.sum() if on.sum() else np.nan)
+        recall.append(tp / (stats.gt_cls == k).sum())
+    with np.errstate(all="ignore"):
+        return {
+            "mAP50": s["mAP50"],
+            "precision": float(np.nanmean(precision)) if precision else 0.0,
+            "recall": float(np.mean(recall)) if recall else 0.0,
+        }
+
+
+def slices(groups: tuple[str, ...], min_images: int) -> dict[str, np.ndarray]:
+    """ "all" and each tone group with at least `min_images` images: image indices."""
+    out = {"all": np.arange(len(groups))}
+    names = np.array(groups)
+    for g in sorted(set(groups)):
+        members = np.flatnonzero(names == g)
+        if members.size >= min_images:
+            out[g] = members
+    return out
