@@ -1,5 +1,8 @@
 """One benchmark command: `python -m bench [--size small|default]`.
 
+`--size large --only estimate` measures the label-free estimate at the tone-group sizes
+monitoring alarms on (`monitor.estimate_min_images`), on the default size's model.
+
 Prints each figure beside its baseline measured in the same run, the ratio and the target,
 and saves the table as JSON under bench/results/ so two commits can be compared.
 """
@@ -18,13 +21,16 @@ def main() -> int:
     from skintwin.runtime import configure_offline
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=["small", "default"], default="small")
+    parser.add_argument("--size", choices=["small", "default", "large"], default="small")
     every = ["monitoring", "training", "serving", "load", "gate", "drift", "estimate", "scaleout"]
     parser.add_argument("--only", choices=every, action="append")
     parser.add_argument(
         "--device", default="cpu", help='training device: "cpu" (default), "0" for a GPU'
     )
     args = parser.parse_args()
+    if args.size == "large" and args.only != ["estimate"]:
+        parser.error("--size large is the estimate benchmark's alone: add --only estimate")
+    model_size = "default" if args.size == "large" else args.size
     configure_offline(Path(__file__).resolve().parents[1])
     rows: list = []
 
@@ -43,7 +49,7 @@ def main() -> int:
             train_rows, project = training.run(work / "training", args.size, args.device)
             section(train_rows)
         elif want & needs_model:
-            project = training.trained_project(work / "training", args.size, args.device)
+            project = training.trained_project(work / "training", model_size, args.device)
         if want & needs_model:
             for name, module, folder in (
                 ("serving", serving, "serving"),

@@ -16,6 +16,9 @@ from bench.common import Row
 SIZES = {
     "small": {"images": 200, "seeds": 1, "min_group": 30},
     "default": {"images": 300, "seeds": 2, "min_group": 30},
+    # tone groups of ~120 photos: the sizes monitoring reports and alarms on (its
+    # `estimate_min_images`, 100), where the default size's groups of 30-60 are smaller
+    "large": {"images": 720, "seeds": 2, "min_group": 100},
 }
 BATCHES = (
     "none", "lighting-mild", "lighting", "bright", "blur-mild", "blur", "blur-strong",
