@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from skintwin.data.dataset import label_path, list_images
 from skintwin.errors import SkinTwinError
 from skintwin.training.detstats import DetectionStats
 from skintwin.training.estimator import Estimator
@@ -15,15 +16,13 @@ def lesion_rate(dataset: Path, splits: tuple[str, ...]) -> float | None:
     """Labelled boxes per image over `splits` of a YOLO dataset (None when it has no
     images): the number of lesions a photo holds, counted on more photos than the
     validation split's few dozen."""
-    boxes = images = 0
-    for split in splits:
-        folder = Path(dataset) / "images" / split
-        for image in folder.iterdir() if folder.is_dir() else ():
-            label = Path(dataset) / "labels" / split / f"{image.stem}.txt"
-            text = label.read_text(encoding="utf-8") if label.is_file() else ""
-            boxes += sum(1 for line in text.splitlines() if line.strip())
-            images += 1
-    return round(boxes / images, 6) if images else None
+    images = [p for split in splits for p in list_images(Path(dataset) / "images" / split)]
+    boxes = 0
+    for image in images:
+        label = label_path(image)
+        text = label.read_text(encoding="utf-8") if label.is_file() else ""
+        boxes += sum(1 for line in text.splitlines() if line.strip())
+    return round(boxes / len(images), 6) if images else None
 
 
 def fit_for_version(
