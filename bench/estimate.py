@@ -4,6 +4,7 @@ estimator fitted on the model's validation split, overall and per tone group."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from functools import partial
@@ -34,6 +35,7 @@ MODES = ("max",)  # how the estimator counts lesions (the one monitoring uses)
 OPERATING = 0.25  # production's confidence: the detections the store keeps
 # a diagnostic, not label-free: the estimate told each window's true number of lesions
 KNOWN = "told the lesion count"
+RESULTS = Path(__file__).parent / "results"
 
 
 def _fit(project: Path) -> tuple:
@@ -119,6 +121,10 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
     start = time.perf_counter()
     found, alarm = points(project, work, s)
     print(f"estimate bench: {len(found)} points in {time.perf_counter() - start:.0f} s")
+    kept = RESULTS / f"estimate-points-{size}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(found, default=float))  # to re-rank without re-running
+    print(f"estimate bench: points saved to {kept}")
     whole = [p for p in found if p["slice"] == "all"]
     rows = []
     for mode in MODES:
