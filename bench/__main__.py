@@ -63,7 +63,7 @@ def main() -> int:
                     section(module.run(work / folder, args.size, project))
     print("\nall figures:")
     print(table(rows))
-    path = save(rows, args.size, Path(__file__).parent / "results")
+    path = save(rows, args.size)
     print(f"\nsaved {path}")
     return 0
 

@@ -56,10 +56,17 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def save(rows: list[Row], size: str, out_dir: Path) -> Path:
+RESULTS = Path(__file__).parent / "results"  # what the benchmarks save (git ignores it)
+
+
+def result_path(kind: str, size: str, out_dir: Path = RESULTS) -> Path:
+    """A new file of the results folder, named for what it holds and when it was run."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    path = out_dir / f"bench-{size}-{stamp}.json"
+    return out_dir / f"{kind}-{size}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+
+
+def save(rows: list[Row], size: str, out_dir: Path = RESULTS) -> Path:
+    path = result_path("bench", size, out_dir)
     doc = {
         "size": size,
         "machine": {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import Row
+from bench.common import Row, result_path
 
 SIZES = {
     "small": {"images": 200, "seeds": 1, "min_group": 30},
@@ -35,7 +35,6 @@ MODES = ("max",)  # how the estimator counts lesions (the one monitoring uses)
 OPERATING = 0.25  # production's confidence: the detections the store keeps
 # a diagnostic, not label-free: the estimate told each window's true number of lesions
 KNOWN = "told the lesion count"
-RESULTS = Path(__file__).parent / "results"
 
 
 def _fit(project: Path) -> tuple:
@@ -121,8 +120,7 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
     start = time.perf_counter()
     found, alarm = points(project, work, s)
     print(f"estimate bench: {len(found)} points in {time.perf_counter() - start:.0f} s")
-    kept = RESULTS / f"estimate-points-{size}-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept = result_path("estimate-points", size)
     kept.write_text(json.dumps(found, default=float))  # to re-rank without re-running
     print(f"estimate bench: points saved to {kept}")
     whole = [p for p in found if p["slice"] == "all"]
