@@ -29,11 +29,16 @@ _QUIET = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DVC_NO_ANALYTICS": "1",
     "GIT_PYTHON_REFRESH": "quiet",
+    # a fresh PREFECT_HOME's temporary server migrates its database before it answers: on
+    # two busy cores that outlasts Prefect's 20 s default (the Makefile sets the same)
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
 
 
 def configure_offline(root: Path | None = None) -> None:
-    """Switch off downloads, telemetry and update checks; keep Ultralytics settings local.
+    """Switch off downloads, telemetry and update checks; keep Ultralytics settings local;
+    give Prefect's temporary server time to start. Before Prefect is imported: it reads its
+    settings once.
 
     Ultralytics asks the network for Arial.ttf when it checks a dataset; a local TTF in its
     config folder stops that (STACK_NOTES).
