@@ -59,10 +59,11 @@ def table(rows: list[Row]) -> str:
 RESULTS = Path(__file__).parent / "results"  # what the benchmarks save (git ignores it)
 
 
-def result_path(kind: str, size: str, out_dir: Path = RESULTS) -> Path:
-    """A new file of the results folder, named for what it holds and when it was run."""
+def result_path(kind: str, size: str, out_dir: Path = RESULTS, suffix: str = ".json") -> Path:
+    """A new file (or, `suffix` "", folder) of the results folder, named for what it holds
+    and when it was run."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir / f"{kind}-{size}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    return out_dir / f"{kind}-{size}-{time.strftime('%Y%m%dT%H%M%S')}{suffix}"
 
 
 def save(rows: list[Row], size: str, out_dir: Path = RESULTS) -> Path:

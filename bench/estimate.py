@@ -37,7 +37,7 @@ OPERATING = 0.25  # production's confidence: the detections the store keeps
 KNOWN = "told the lesion count"
 
 
-def _fit(project: Path) -> tuple:
+def _fit(project: Path, keep: Path) -> tuple:
     """The estimator as the evaluate stage fits it, and the test split's baselines."""
     from skintwin.params import load_params
     from skintwin.training.estimator import Estimator
@@ -49,19 +49,21 @@ def _fit(project: Path) -> tuple:
     device, imgsz = params.train.device, params.evaluate.imgsz
     test = evaluate_weights(weights, data, params.evaluate, "mAP50", device)
     doc = fit_for_version(weights, data, params.evaluate, device, test, OPERATING, imgsz)
+    (keep / "estimator.json").write_text(json.dumps(doc, default=float))
     return Estimator.from_dict(doc["estimator"]), doc["test"], params, weights
 
 
-def points(project: Path, work: Path, s: dict) -> tuple[list[dict], float]:
+def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], float]:
     """One point per (batch, slice): the validator's true figures on the labelled images,
-    and the estimate from the service's detections on the same images."""
+    and the estimate from the service's detections on the same images; both batches'
+    detections (and slices) and the estimator kept under `keep`, to score variants on."""
     from skintwin.monitoring.performance import slice_baseline
     from skintwin.ops.gatesim import labelled_detections
     from skintwin.training.served import served_stats
     from skintwin.training.truth import slices, true_figures
     from skintwin.training.uncertainty import half_spread
 
-    estimator, tests, params, weights = _fit(project)
+    estimator, tests, params, weights = _fit(project, keep)
     truth = partial(true_figures, operating_conf=OPERATING)
     base = tests["all"]
     print(f"estimate bench: test split true {base['true']} estimated "
@@ -78,6 +80,9 @@ def points(project: Path, work: Path, s: dict) -> tuple[list[dict], float]:
                 weights, images, folder / "labels", names, OPERATING, params.evaluate.imgsz
             )
             parts = slices(groups, s["min_group"])
+            stats.save(keep / f"{shift}-{seed}-labelled.npz")
+            served.save(keep / f"{shift}-{seed}-served.npz",
+                        **{f"slice_{n}": m for n, m in parts.items()})  # fmt: skip
             for name, members in parts.items():
                 labelled = stats.subset(members)
                 point = {"batch": f"{shift}/{seed}", "slice": name,
@@ -118,11 +123,11 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
     work.mkdir(parents=True, exist_ok=True)
     project = _model(work, project)
     start = time.perf_counter()
-    found, alarm = points(project, work, s)
+    (kept := result_path("estimate", size, suffix="")).mkdir()
+    found, alarm = points(project, work, s, kept)
     print(f"estimate bench: {len(found)} points in {time.perf_counter() - start:.0f} s")
-    kept = result_path("estimate-points", size)
-    kept.write_text(json.dumps(found, default=float))  # to re-rank without re-running
-    print(f"estimate bench: points saved to {kept}")
+    (kept / "points.json").write_text(json.dumps(found, default=float))  # to re-rank
+    print(f"estimate bench: points, detections and the estimator saved under {kept}")
     whole = [p for p in found if p["slice"] == "all"]
     rows = []
     for mode in MODES:
