@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import estimate_checks as checks
 from bench.common import Row, result_path
+from bench.estimate_checks import KNOWN
 
 SIZES = {
     "small": {"images": 200, "seeds": 1, "min_group": 30},
@@ -33,8 +35,6 @@ CALM = 0.05  # a slice whose true figure fell less than this has nothing to flag
 OTHER_DROPS = (0.03, 0.05, 0.10)  # the trade-off printed beside the project's setting
 MODES = ("max",)  # how the estimator counts lesions (the one monitoring uses)
 OPERATING = 0.25  # production's confidence: the detections the store keeps
-# a diagnostic, not label-free: the estimate told each window's true number of lesions
-KNOWN = "told the lesion count"
 
 
 def _fit(project: Path, keep: Path) -> tuple:
@@ -132,9 +132,9 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
     rows = []
     for mode in MODES:
         for metric in ("mAP50", "recall"):
-            rows += _rows(found, alarm, mode, metric) + _ceiling(found, metric)
-            rows += _twin(found, mode, metric)
-            rows += _rows(whole, alarm, mode, metric, f"{s['images']} images") + _ceiling(
+            rows += _rows(found, alarm, mode, metric) + checks.ceiling(found, metric)
+            rows += checks.twin(found, mode, metric)
+            rows += _rows(whole, alarm, mode, metric, f"{s['images']} images") + checks.ceiling(
                 whole, metric, f"{s['images']} images"
             )
             trade = "; ".join(
@@ -142,73 +142,9 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
                 for a in OTHER_DROPS
             )
             print(f"estimate bench: {metric} flagged at other monitor.estimate_drop: {trade}")
-            print(f"estimate bench: {metric} {_told(found, metric)}")
+            print(f"estimate bench: {metric} {checks.told(found, metric)}")
+            print(f"estimate bench: {metric} {checks.by_group(found, mode, metric)}")
     return rows
-
-
-def _twin(found: list[dict], mode: str, metric: str) -> list[Row]:
-    """The truth's own test-retest reliability, measured rather than simulated: each point's
-    true figure beside its twin's, the labelled truth of the same shift and slice in the
-    other seed's batch (other patients, the same conditions). Their rank correlation r is
-    how repeatable a slice's measured figure is; an estimator of what the conditions do to
-    the model, however exact, can reach about √r (Spearman's correction for attenuation,
-    1904): the rest is each window's own sampling, which a label-free estimate sees only
-    as far as its detections show it. Printed over the points that have a twin, with the
-    estimator's ρ on them."""
-    from scipy.stats import spearmanr
-
-    index = {(p["batch"], p["slice"]): p for p in found}
-    pairs = []
-    for (batch, name), p in index.items():
-        shift, seed = batch.rsplit("/", 1)
-        twin = index.get((f"{shift}/{1 - int(seed)}", name))
-        if twin is not None:
-            pairs.append((p["true"][metric], twin["true"][metric], p[mode][metric]))
-    if len(pairs) < 3:
-        return []
-    true, twin, est = (np.array(c) for c in zip(*pairs, strict=True))
-    r = float(spearmanr(true, twin).statistic)
-    rho_est = float(spearmanr(true, est).statistic)
-    return [
-        Row(f"{metric}: the truth's test-retest rho, r, against a labelled twin window "
-            f"({len(pairs)} points; the estimator's rho on them {rho_est:.2f})", r, ""),
-        Row(f"{metric}: the best an estimator of the conditions can reach, about sqrt(r)",
-            float(np.sqrt(max(r, 0.0))), "", target="≥ 0.8"),
-    ]  # fmt: skip
-
-
-def _told(found: list[dict], metric: str) -> str:
-    """How far the estimate gets when it knows how many lesions each window holds: what
-    the lesion count, which no detection shows, costs it."""
-    from scipy.stats import spearmanr
-
-    true = np.array([p["true"][metric] for p in found])
-    est = np.array([p[KNOWN][metric] for p in found])
-    return (f"{KNOWN} (a diagnostic): MAE {np.mean(np.abs(true - est)):.3f}, "
-            f"rho {spearmanr(true, est).statistic:.2f}")  # fmt: skip
-
-
-def _ceiling(found: list[dict], metric: str, label: str = "") -> list[Row]:
-    """What no estimator can beat: the truth of a slice is itself measured on a sample of
-    images (its sampling error: a delete-half jackknife of the true figure). An oracle that
-    knew each slice's expected figure exactly would still miss the measured one by that
-    error; its Spearman ρ is simulated taking the measured figures as the expected ones,
-    which overstates their spread, so the ceiling printed is an optimistic one."""
-    from scipy.stats import spearmanr
-
-    true = np.array([p["true"][metric] for p in found])
-    sd = np.array([p["true_sd"].get(metric, 0.0) for p in found])
-    rng = np.random.default_rng(0)
-    rhos = [spearmanr(true, true + rng.normal(0, sd)).statistic for _ in range(200)]
-    where = f" ({label})" if label else ""
-    return [
-        Row(f"{metric}: truth's own sampling error, mean{where}", float(sd.mean()), ""),
-        Row(f"{metric}: an oracle's mean abs error{where}",
-            float(np.mean(sd) * np.sqrt(2 / np.pi)), "", target="≤ 0.05"),
-        Row(f"{metric}: an oracle's Spearman rho, median of 200 "
-            f"({sum(r >= 0.8 for r in rhos)} of 200 ≥ 0.8){where}",
-            float(np.median(rhos)), "", target="≥ 0.8"),
-    ]  # fmt: skip
 
 
 def _flags(found: list[dict], alarm: float, mode: str, metric: str) -> tuple[int, ...]:
