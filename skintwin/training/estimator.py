@@ -186,11 +186,13 @@ class Estimator:
             zero = {"value": 0.0, "lo": 0.0, "hi": 0.0}
             return {"images": n_images, "mAP50": zero, "precision": zero, "recall": zero}
         with np.errstate(all="ignore"):
-            figures = {
-                "mAP50": np.mean(ap, axis=0),
-                "precision": np.nanmean(np.array(tp_at) / np.array(n_at), axis=0),
-                "recall": np.nanmean(np.array(tp_at) / np.array(gt), axis=0),
-            }
+            ratio = np.array(tp_at) / np.array(n_at)  # NaN: a class claims nothing there
+        claimed = np.isfinite(ratio)
+        figures = {  # precision as `true_figures` takes it: 0 where nothing is claimed
+            "mAP50": np.mean(ap, axis=0),
+            "precision": np.where(claimed, ratio, 0.0).sum(0) / np.maximum(claimed.sum(0), 1),
+            "recall": np.mean(np.array(tp_at) / np.array(gt), axis=0),
+        }
         out: dict = {"images": n_images, "classes": classes}
         for name, samples in figures.items():
             samples = np.clip(samples + (self.offset or {}).get(name, 0.0), 0.0, 1.0)

@@ -19,14 +19,14 @@ def true_figures(stats: DetectionStats, operating_conf: float = 0.25) -> dict:
     for k in np.unique(stats.gt_cls):
         on = (stats.pred_cls == k) & (stats.conf >= operating_conf)
         tp = stats.tp[on, 0].sum()
-        precision.append(tp / on.sum() if on.sum() else np.nan)
+        if on.any():  # a class the model claims nothing of has no precision to average
+            precision.append(tp / on.sum())
         recall.append(tp / (stats.gt_cls == k).sum())
-    with np.errstate(all="ignore"):
-        return {
-            "mAP50": s["mAP50"],
-            "precision": float(np.nanmean(precision)) if precision else 0.0,
-            "recall": float(np.mean(recall)) if recall else 0.0,
-        }
+    return {  # nothing claimed at all: precision 0, as Ultralytics reports it (not NaN)
+        "mAP50": s["mAP50"],
+        "precision": float(np.mean(precision)) if precision else 0.0,
+        "recall": float(np.mean(recall)) if recall else 0.0,
+    }
 
 
 def slices(groups: tuple[str, ...], min_images: int) -> dict[str, np.ndarray]:

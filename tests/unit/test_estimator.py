@@ -155,6 +155,30 @@ def test_round_trip_and_too_little_to_fit() -> None:
         Estimator.fit(simulate(0, n=2), NAMES)
 
 
+def test_a_window_where_nothing_is_claimed_has_precision_zero_not_nan() -> None:
+    """A model that claims nothing at the operating point (a 1-epoch model does): its
+    precision is 0, as Ultralytics reports it, in the truth and in the estimate alike, so
+    the test split's baseline in `estimator.json` stays valid JSON and a fall is computable;
+    where some class claims something, precision averages those classes only."""
+    import warnings
+
+    estimator = Estimator.fit(simulate(0, n=400), NAMES, floor=0.01)
+    silent = simulate(5)
+    silent.conf[:] = np.minimum(silent.conf, 0.2)  # every detection under 0.25
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" on the way
+        true = true_figures(silent)
+        est = estimator.estimate_stats(silent, n_boot=20)
+    assert true["precision"] == 0.0 and true["recall"] == 0.0
+    assert est["precision"]["value"] == 0.0 and est["recall"]["value"] <= 0.01
+    json.loads(json.dumps({**true, **est}, allow_nan=False))  # strict JSON: no NaN
+
+    some = simulate(5)
+    some.conf[some.pred_cls != 0] = 0.1  # only acne claimed at 0.25
+    on = (some.pred_cls == 0) & (some.conf >= 0.25)
+    assert true_figures(some)["precision"] == pytest.approx(some.tp[on, 0].mean())
+
+
 def test_the_services_detections_are_matched_once_each_most_confident_first() -> None:
     from skintwin.training.served import match
 
