@@ -150,6 +150,10 @@ class ProjectPaths:
         return self.root / "reports" / "drift"
 
     @property
+    def audit_reports(self) -> Path:
+        return self.root / "reports" / "audit"
+
+    @property
     def monitoring(self) -> Path:
         return self.root / ".monitoring"
 

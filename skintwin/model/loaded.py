@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skintwin.data.images import decode_image
+from skintwin.errors import SkinTwinError
 from skintwin.model.embedding import Projection
 from skintwin.model.pyfunc import SkinTwinDetector
 
@@ -57,6 +58,16 @@ class LoadedModel:
         if not path.is_file():
             return {"available": False, "reason": f"{self.name} v{self.version} has no estimator"}
         return json.loads(path.read_text())
+
+    @property
+    def weights(self) -> Path:
+        """The `.pt` behind this model (what Ultralytics' validator runs)."""
+        if self.path.suffix == ".pt":
+            return self.path
+        found = sorted((self.path / "artifacts").glob("*.pt"))
+        if not found:
+            raise SkinTwinError(f"{self.name} v{self.version}: no .pt weights in {self.path}")
+        return found[0]
 
     @property
     def runtime(self) -> str:

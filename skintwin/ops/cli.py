@@ -35,6 +35,13 @@ def _drift(args: argparse.Namespace) -> None:
     print_json({k: out[k] for k in ("alert", "report_dir")} | verdict)
 
 
+def _audit(args: argparse.Namespace) -> None:
+    from flows.audit import audit_flow
+
+    out = audit_flow(args.images, args.source, str(project(args).root), args.min_images)
+    print_json({k: out[k] for k in ("alert", "report_dir")} | {"falls": out["result"]["falls"]})
+
+
 def _alerts(args: argparse.Namespace) -> None:
     import time
 
@@ -73,6 +80,12 @@ def _hours(text: str) -> float:
 def _workers(text: str) -> int:
     if not text.isdigit() or int(text) > 256:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers from 0 to 256")
+    return int(text)
+
+
+def _photos(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of photos ≥ 1")
     return int(text)
 
 
@@ -168,6 +181,11 @@ def _parser() -> argparse.ArgumentParser:
     drift.add_argument("--window-hours", type=_hours)
     drift.add_argument("--source")
     drift.add_argument("--images", help="score this folder first, then check it")
+    aud = add("audit", _audit, "measure the champion on labelled production photos")
+    aud.add_argument("--images", required=True, help="folder with images/ and labels/")
+    aud.add_argument("--source", help="its name in the report and alert (default: folder)")
+    aud.add_argument("--min-images", type=_photos, default=30,
+                     help="a tone group is reported from this many photos")  # fmt: skip
     al = add("alerts", _alerts, "list recent alerts; optionally fail on a severity")
     al.add_argument("--since-hours", type=_hours, default=24.0)
     al.add_argument("--fail-on", choices=["warning", "critical"])

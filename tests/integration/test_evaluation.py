@@ -137,3 +137,54 @@ def test_a_champion_that_cannot_be_evaluated_moves_nothing(trained: ProjectPaths
     assert str(client.alias_version(NAME, client.CHAMPION).version) == broken
     version = client.get_version(NAME, decision["version"])
     assert version.tags["gate.decision"] == "rejected"
+
+
+def test_a_labelled_audit_measures_the_champion_and_alarms_on_a_true_fall(
+    trained: ProjectPaths, prefect_api, tmp_path: Path
+) -> None:
+    """Labels come back for production photos: the audit gives each slice's true figures
+    beside the test figures and the label-free estimate of the same photos; a batch the
+    model really does worse on raises an alert; a bad label line stops it, writing nothing."""
+    import json
+
+    from skintwin.ops.cli import main as skintwin
+    from skintwin.params import load_params
+    from skintwin.registry import client, promotion
+    from skintwin.steps.generate import run_generate
+
+    version = promotion.register(trained)["version"]
+    client.client().set_registered_model_alias(NAME, client.CHAMPION, version)
+    gen = load_params(trained.params).generate
+    for name, shift, seed in (("same", "none", 41), ("tiny", "resolution-tiny", 42)):
+        run_generate(tmp_path / name, gen.model_copy(update={"n_images": 120, "seed": seed}),
+                     shift=shift, workers=1)  # fmt: skip
+
+    def audit(name: str, *extra: str) -> dict:
+        argv = ["--project-dir", str(trained.root), "audit", "--images", str(tmp_path / name)]
+        assert skintwin([*argv, *extra]) == 0
+        folder = max(trained.audit_reports.glob(f"*-{name}"))
+        assert (folder / "audit.md").is_file()
+        return json.loads((folder / "audit.json").read_text())
+
+    same = audit("same", "--min-images", "15")
+    assert same["model"]["version"] == version and same["images"] == 120
+    assert same["estimate_available"] and len(same["slices"]) > 1  # all, and tone groups
+    whole = same["slices"]["all"]
+    for figure in ("mAP50", "recall"):
+        true = whole["true"][figure]
+        assert true["lo"] <= true["value"] <= true["hi"] and true["hi"] - true["lo"] > 0
+        assert abs(whole["estimate_error"][figure]) < 0.15, whole
+    assert not [f for f in same["falls"] if f["slice"] == "all" and f["sure"]], same["falls"]
+
+    tiny = audit("tiny")
+    fell = {f["figure"]: f for f in tiny["falls"] if f["slice"] == "all"}
+    assert fell and all(f["fall"] > 0.05 for f in fell.values()), tiny["slices"]["all"]
+    alerts = [json.loads(p.read_text()) for p in trained.alerts.glob("*performance_audit*")]
+    assert [a["severity"] for a in alerts if a["key"] == "performance_audit:tiny"] == ["critical"]
+
+    before = sorted(trained.audit_reports.iterdir())
+    label = next((tmp_path / "same/labels").glob("*.txt"))
+    label.write_text("0 0.5 0.5 0.2\n")  # four columns
+    argv = ["--project-dir", str(trained.root), "audit", "--images", str(tmp_path / "same")]
+    assert skintwin(argv) != 0
+    assert sorted(trained.audit_reports.iterdir()) == before  # nothing written
