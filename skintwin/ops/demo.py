@@ -132,5 +132,6 @@ Model card    : {card}
 History       : skintwin history   (every alias move; --at TIME, --verify; skintwin rollback)
 Batch results : reports/batch/<time>-<token>-<source>/predictions.csv
 Drift reports : reports/drift/<time>-<token>-<source>/drift_report.html
+Audits        : reports/audit/<time>-<token>-<source>/audit.md   (skintwin audit, labelled photos)
 Alerts        : .monitoring/alerts/*.json   (skintwin alerts)
 Predictions   : {mask_url(default_url(paths.root))}"""
