@@ -152,7 +152,7 @@ def test_a_labelled_audit_measures_the_champion_and_alarms_on_a_true_fall(
     from skintwin.registry import client, promotion
     from skintwin.steps.generate import run_generate
 
-    version = promotion.register(trained)["version"]
+    version = str(promotion.register(trained)["version"])
     client.client().set_registered_model_alias(NAME, client.CHAMPION, version)
     gen = load_params(trained.params).generate
     for name, shift, seed in (("same", "none", 41), ("tiny", "resolution-tiny", 42)):
@@ -167,7 +167,7 @@ def test_a_labelled_audit_measures_the_champion_and_alarms_on_a_true_fall(
         return json.loads((folder / "audit.json").read_text())
 
     same = audit("same", "--min-images", "15")
-    assert same["model"]["version"] == version and same["images"] == 120
+    assert str(same["model"]["version"]) == str(version) and same["images"] == 120
     assert same["estimate_available"] and len(same["slices"]) > 1  # all, and tone groups
     whole = same["slices"]["all"]
     for figure in ("mAP50", "recall"):
