@@ -25,14 +25,8 @@ from skintwin.errors import SkinTwinError
 from skintwin.monitoring.scoring import report_dir
 from skintwin.params import load_params
 from skintwin.project import ProjectPaths, safe_name, slug
-from tasks.monitoring_tasks import (
-    audit_labelled,
-    load_model,
-    log_audit_to_mlflow,
-    raise_audit_alert,
-    timestamp,
-    write_audit,
-)
+from tasks.audit_tasks import audit_labelled, log_audit_to_mlflow, raise_audit_alert, write_audit
+from tasks.monitoring_tasks import load_model, timestamp
 
 
 @flow(name="audit", log_prints=True)

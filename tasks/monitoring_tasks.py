@@ -17,11 +17,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from skintwin.data.images import max_pixels_from_env
-from skintwin.io import atomic_write_bytes, atomic_write_json
 from skintwin.model.loaded import LoadedModel
-from skintwin.monitoring import alerts, audit, drift, performance, reference, scoring, summaries
+from skintwin.monitoring import alerts, drift, performance, reference, scoring, summaries
 from skintwin.monitoring.monitor import ModelMonitor
-from skintwin.params import MonitorParams, Params
+from skintwin.params import MonitorParams
 from skintwin.project import ProjectPaths, slug
 from skintwin.serving.loader import ModelLoader
 
@@ -142,48 +141,6 @@ def raise_performance_alert(
     )
 
 
-@task(cache_policy=NO_CACHE, name="audit-labelled-sample")
-def audit_labelled(model: LoadedModel, images_dir: str, params: Params, min_images: int) -> dict:
-    """The champion's true figures on a labelled sample, beside its test figures and the
-    label-free estimate of the same photos (nothing is written yet)."""
-    result = audit.audit_sample(model, Path(images_dir), params, min_images)
-    log = get_run_logger()
-    log.info("audited %d labelled photos: %s", result["images"], ", ".join(result["slices"]))
-    if result["falls"]:
-        log.warning("true performance fell: %s", audit.audit_falls_line(result))
-    return result
-
-
-@task(cache_policy=NO_CACHE, name="write-audit")
-def write_audit(result: dict, out_dir: str) -> str:
-    """`audit.json` and `audit.md` in a new report folder, and the table as an artifact."""
-    markdown = audit.audit_markdown(result)
-    atomic_write_json(Path(out_dir) / "audit.json", result)
-    atomic_write_bytes(Path(out_dir) / "audit.md", markdown.encode())
-    return str(create_markdown_artifact(key="labelled-audit", markdown=markdown))
-
-
-@task(cache_policy=NO_CACHE, name="raise-audit-alert", retries=1, retry_delay_seconds=[5])
-def raise_audit_alert(root: str, result: dict, params: MonitorParams, subject: str) -> dict | None:
-    """Alert when a true figure fell more than `monitor.estimate_drop` below the test
-    figure: critical when its interval's top is still that far below; a warning when not,
-    on a slice of `monitor.estimate_min_images` photos (a smaller group's unsure fall is
-    in the report only: its own sampling error is that large)."""
-    store = ModelMonitor(project_dir=root).store
-    key = f"performance_audit:{subject}"
-    loud = [f for f in result["falls"] if f["sure"] or f["images"] >= params.estimate_min_images]
-    if not loud:
-        if result["estimate_available"]:
-            store.clear_alert(key)
-        return None
-    level = "critical" if any(f["sure"] for f in loud) else "warning"
-    summary = f"measured on labelled photos: {audit.audit_falls_line({'falls': loud})}"
-    details = {"subject": subject, "falls": loud, "model": result["model"]}
-    return alerts.raise_alert(
-        store, _paths(root).alerts, "performance_audit", level, summary, details, key, params
-    )
-
-
 @task(cache_policy=NO_CACHE, name="raise-drift-alert", retries=1, retry_delay_seconds=[5])
 def raise_drift_alert(root: str, result: dict, params: MonitorParams, subject: str) -> dict | None:
     """Alert on drift (de-duplicated); clear the state when the drift is over."""
@@ -210,7 +167,7 @@ def raise_drift_alert(root: str, result: dict, params: MonitorParams, subject: s
 
 
 @contextmanager
-def _monitoring_run(root: str, run_name: str, out_dir: str, folder: str):
+def monitoring_run(root: str, run_name: str, out_dir: str, folder: str):
     """An MLflow run under the `skin-twin-monitoring` experiment; the report folder's files
     are logged under `folder` when the body is done."""
     import mlflow
@@ -225,28 +182,12 @@ def _monitoring_run(root: str, run_name: str, out_dir: str, folder: str):
             mlflow.log_artifact(str(path), artifact_path=folder)
 
 
-@task(cache_policy=NO_CACHE, name="log-audit-to-mlflow", retries=3, retry_delay_seconds=[2, 5, 15])
-def log_audit_to_mlflow(root: str, result: dict, subject: str, out_dir: str) -> str:
-    """One run per audit: each slice's true figures, and the estimate's on the same photos."""
-    import mlflow
-
-    with _monitoring_run(root, f"audit-{subject}", out_dir, "audit") as run:
-        for name, s in result["slices"].items():
-            figures = {f"true.{name}.{f}": s["true"][f]["value"] for f in s["true"]}
-            estimated = s.get("estimate", {})
-            figures |= {f"estimated.{name}.{f}": v["value"] for f, v in estimated.items()}
-            mlflow.log_metrics(figures)
-        mlflow.log_params({"subject": subject, "images": result["images"],
-                           "model_version": result["model"]["version"]})  # fmt: skip
-    return run.info.run_id
-
-
 @task(cache_policy=NO_CACHE, name="log-drift-to-mlflow", retries=3, retry_delay_seconds=[2, 5, 15])
 def log_drift_to_mlflow(root: str, result: dict, subject: str, out_dir: str) -> str:
     """One run per drift check under the `skin-twin-monitoring` experiment."""
     import mlflow
 
-    with _monitoring_run(root, f"drift-{subject}", out_dir, "drift") as run:
+    with monitoring_run(root, f"drift-{subject}", out_dir, "drift") as run:
         mlflow.log_metrics(
             {
                 "drift_share": result["drift_share"],
