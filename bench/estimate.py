@@ -128,14 +128,20 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
     print(f"estimate bench: {len(found)} points in {time.perf_counter() - start:.0f} s")
     (kept / "points.json").write_text(json.dumps(found, default=float))  # to re-rank
     print(f"estimate bench: points, detections and the estimator saved under {kept}")
+    return report(found, alarm, s["images"])
+
+
+def report(found: list[dict], alarm: float, images: int) -> list[Row]:
+    """The table's rows and the diagnostics printed beside them, from a run's points (a
+    saved run's again: `python -m bench.estimate bench/results/estimate-<size>-<time>`)."""
     whole = [p for p in found if p["slice"] == "all"]
     rows = []
     for mode in MODES:
         for metric in ("mAP50", "recall"):
             rows += _rows(found, alarm, mode, metric) + checks.ceiling(found, metric)
             rows += checks.twin(found, mode, metric)
-            rows += _rows(whole, alarm, mode, metric, f"{s['images']} images") + checks.ceiling(
-                whole, metric, f"{s['images']} images"
+            rows += _rows(whole, alarm, mode, metric, f"{images} images") + checks.ceiling(
+                whole, metric, f"{images} images"
             )
             trade = "; ".join(
                 "{} → {} of {} (false {} of {})".format(a, *_flags(found, a, mode, metric))
@@ -144,6 +150,8 @@ def run(work: Path, size: str, project: Path) -> list[Row]:
             print(f"estimate bench: {metric} flagged at other monitor.estimate_drop: {trade}")
             print(f"estimate bench: {metric} {checks.told(found, metric)}")
             print(f"estimate bench: {metric} {checks.by_group(found, mode, metric)}")
+            print(f"estimate bench: {metric} {checks.by_slice(found, mode, metric)}")
+            print(f"estimate bench: {metric} {checks.by_shift(found, mode, metric)}")
     return rows
 
 
@@ -184,3 +192,15 @@ def _rows(found: list[dict], alarm: float, mode: str, metric: str, label: str = 
             f"{false} of {calm})", rate, "%", target="≥ 90%",
             ok=bool(dropped) and rate >= 90),
     ]  # fmt: skip
+
+
+if __name__ == "__main__":  # re-rank a saved run: python -m bench.estimate <its folder>
+    import sys
+
+    from bench.common import table
+    from skintwin.params import load_params
+
+    kept = Path(sys.argv[1])  # bench/results/estimate-<size>-<time>
+    saved = json.loads((kept / "points.json").read_text())
+    drop = load_params(Path("params.yaml")).monitor.estimate_drop
+    print(table(report(saved, drop, SIZES[kept.name.split("-")[1]]["images"])))

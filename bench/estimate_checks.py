@@ -95,3 +95,33 @@ def by_group(found: list[dict], mode: str, metric: str) -> str:
             est = np.mean([p[mode][metric] for p in mine])
             parts.append(f"{name} {true:.3f} est {est:.3f} ({est - true:+.3f})")
     return f"true per tone group where the batch held ({len(held)} batches): " + "; ".join(parts)
+
+
+def by_slice(found: list[dict], mode: str, metric: str) -> str:
+    """Spearman ρ within each slice across the batches: whether the estimate follows one
+    group's figure as the conditions change (what its alarm asks), apart from how the
+    groups rank against each other, which a group's own draw of lesions sets."""
+    from scipy.stats import spearmanr
+
+    parts = []
+    for name in ("all", *TONE_GROUPS):
+        mine = [p for p in found if p["slice"] == name]
+        if len(mine) >= 3:
+            true = [p["true"][metric] for p in mine]
+            rho = spearmanr(true, [p[mode][metric] for p in mine]).statistic
+            parts.append(f"{name} {rho:.2f} ({len(mine)})")
+    return "rho within each slice across batches: " + "; ".join(parts)
+
+
+def by_shift(found: list[dict], mode: str, metric: str) -> str:
+    """Each shift's mean true figure and mean error over its slices: where the estimate
+    fails, by kind and strength of shift."""
+    shifts: dict[str, list[dict]] = {}
+    for p in found:
+        shifts.setdefault(p["batch"].rsplit("/", 1)[0], []).append(p)
+    parts = []
+    for shift, mine in shifts.items():
+        true = np.array([p["true"][metric] for p in mine])
+        err = np.array([p[mode][metric] for p in mine]) - true
+        parts.append(f"{shift} {true.mean():.3f} ({err.mean():+.3f})")
+    return "true per shift (mean error): " + "; ".join(parts)
