@@ -139,7 +139,8 @@ def write(estimate: dict, out_dir: Path, model: str, version: str) -> None:
     panel = (
         f'<section id="performance-estimate" style="font-family:sans-serif;margin:1em 2em">'
         f"<h2>{html.escape(title)}</h2>{table}<p style='color:#555'>Compared with the same "
-        "estimate on the version's test split; see the README for its measured error.</p>"
+        "estimate on the version's test split. Its error, measured against labelled shifted "
+        "batches: the README's <em>How good the estimate is</em> and docs/estimate.md.</p>"
         "</section>"
     )
     text = page.read_text(encoding="utf-8")
