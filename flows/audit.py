@@ -22,6 +22,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from skintwin.errors import SkinTwinError
+from skintwin.monitoring.audit import MIN_IMAGES
 from skintwin.monitoring.scoring import report_dir
 from skintwin.params import load_params
 from skintwin.project import ProjectPaths, safe_name, slug
@@ -43,8 +44,8 @@ def audit_flow(
         source: its name in the report folder and the alert (default: the folder's name).
         min_images: a tone group is reported from this many photos.
     """
-    if not (isinstance(min_images, int) and min_images >= 1):
-        raise SkinTwinError(f"min_images: {min_images!r} is not a whole number ≥ 1")
+    if not (isinstance(min_images, int) and min_images >= MIN_IMAGES):
+        raise SkinTwinError(f"min_images: {min_images!r} is not a whole number ≥ {MIN_IMAGES}")
     paths = ProjectPaths.find(project_dir)
     root = str(paths.root)
     params = load_params(paths.params)

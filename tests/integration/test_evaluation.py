@@ -140,12 +140,15 @@ def test_a_champion_that_cannot_be_evaluated_moves_nothing(trained: ProjectPaths
 
 
 def test_a_labelled_audit_measures_the_champion_and_alarms_on_a_true_fall(
-    trained: ProjectPaths, prefect_api, tmp_path: Path
+    trained: ProjectPaths, prefect_api, tmp_path: Path, capsys
 ) -> None:
     """Labels come back for production photos: the audit gives each slice's true figures
     beside the test figures and the label-free estimate of the same photos; a batch the
     model really does worse on raises an alert; a bad label line stops it, writing nothing."""
     import json
+    import shutil
+
+    from PIL import Image
 
     from skintwin.ops.cli import main as skintwin
     from skintwin.params import load_params
@@ -188,3 +191,20 @@ def test_a_labelled_audit_measures_the_champion_and_alarms_on_a_true_fall(
     argv = ["--project-dir", str(trained.root), "audit", "--images", str(tmp_path / "same")]
     assert skintwin(argv) != 0
     assert sorted(trained.audit_reports.iterdir()) == before  # nothing written
+
+    # a photo the validator passes over (a side under 10 px) would leave every slice a photo
+    # short of what the report says it measured: it fails by name instead
+    few = tmp_path / "few"
+    for part in ("images", "labels"):
+        (few / part).mkdir(parents=True)
+    for image in sorted((tmp_path / "tiny/images").iterdir())[:12]:
+        shutil.copy2(image, few / "images" / image.name)
+        label = tmp_path / "tiny/labels" / f"{image.stem}.txt"
+        if label.is_file():
+            shutil.copy2(label, few / "labels" / label.name)
+    Image.new("RGB", (200, 8), (180, 140, 120)).save(few / "images/sliver.png")
+    capsys.readouterr()
+    argv = ["--project-dir", str(trained.root), "audit", "--images", str(few)]
+    assert skintwin([*argv, "--min-images", "10"]) != 0
+    assert "sliver.png" in capsys.readouterr().err
+    assert sorted(trained.audit_reports.iterdir()) == before
