@@ -126,6 +126,9 @@ def _groups(candidate: Evaluation, champion: Evaluation, p: PromoteParams) -> di
             rule = "min_group_images"
             out[group] = row | {"verdict": "insufficient evidence", "why": why, "rule": rule}
             continue
+        if delta is None:  # e.g. a stale metrics.json beside fresh rows: fail, never pass
+            raise SkinTwinError(f"tone group '{group}': one evaluation lacks its figures; "
+                                "re-evaluate both models")  # fmt: skip
         samples = paired_deltas(
             candidate.stats.subset(idx), theirs.subset(idx), p.metric, p.bootstrap, p.seed + k
         )
@@ -133,12 +136,23 @@ def _groups(candidate: Evaluation, champion: Evaluation, p: PromoteParams) -> di
         lower, upper = (float(b) for b in np.percentile(finite, [100 * alpha, 100 * (1 - alpha)]))
         sdd = p.group_tolerance + z * float(np.std(finite))
         row |= {"lo": round(lower, 5), "hi": round(upper, 5), "sdd": round(sdd, 3)}
+        worse = upper < 0  # worse beyond doubt, by however much
         if upper < -p.group_tolerance:
             verdict = "regressed"
             why = f"drop {-delta:.3f}, upper bound {upper:+.3f} < −{p.group_tolerance}"
+        elif worse and delta < -p.group_tolerance:
+            verdict = "regressed"
+            why = (f"drop {-delta:.3f} > {p.group_tolerance}, and worse beyond doubt (upper "
+                   f"bound {upper:+.3f} < 0)")  # fmt: skip
         elif lower >= -p.group_tolerance:
             verdict = "no regression beyond tolerance"
             why = f"n = {len(idx)}, Δ {delta:+.3f}, lower bound {lower:+.3f} rules it out"
+            why += f" (worse beyond doubt, within tolerance: upper {upper:+.3f})" if worse else ""
+        elif worse:  # a real drop, within tolerance on its face, beyond it not ruled out
+            verdict = "insufficient evidence"
+            why = (f"n = {len(idx)}, worse beyond doubt (Δ {delta:+.3f}, upper bound "
+                   f"{upper:+.3f} < 0); a drop beyond {p.group_tolerance} not ruled out "
+                   f"(lower bound {lower:+.3f})")  # fmt: skip
         elif sdd > p.max_detectable_drop:
             verdict = "insufficient evidence"
             why = f"n = {len(idx)}, smallest detectable drop {sdd:.2f}"
@@ -147,10 +161,11 @@ def _groups(candidate: Evaluation, champion: Evaluation, p: PromoteParams) -> di
             why = f"n = {len(idx)}, Δ {delta:+.3f}; a drop ≥ {sdd:.2f} would have shown"
         rule = (
             f"one-sided {1 - alpha:.4f} bounds (Bonferroni over {len(gated)} groups): "
-            f"regressed if the upper < −{p.group_tolerance}; no regression beyond tolerance "
+            f"regressed if the upper < −{p.group_tolerance}, or if the upper < 0 and Δ < "
+            f"−{p.group_tolerance}; no regression beyond tolerance "
             f"if the lower ≥ −{p.group_tolerance}; no detectable regression if a drop of "
-            f"{p.max_detectable_drop} would have shown (power {POWER}); else insufficient "
-            "evidence"
+            f"{p.max_detectable_drop} would have shown (power {POWER}) and the upper ≥ 0; "
+            "else insufficient evidence"
         )
         out[group] = row | {"verdict": verdict, "why": why, "rule": rule}
     return out
