@@ -3,6 +3,7 @@ promotion by the gate, a new candidate as `challenger`, rollback, a human's appr
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from skintwin import db
@@ -35,8 +36,15 @@ def move(
     with history(root).appending(name, alias, before, version, action, reason, record) as event:
         registry = client.client()
         registry.set_registered_model_alias(name, alias, str(version))
-        # the chain's head, kept in the registry too: a rewritten or cut-off log disagrees
-        registry.set_registered_model_tag(name, HEAD_TAG, f"{event.seq}:{event.hash}")
+        try:  # the chain's head, kept in the registry too: a rewritten or cut-off log disagrees
+            registry.set_registered_model_tag(name, HEAD_TAG, f"{event.seq}:{event.hash}")
+        except Exception:  # the event rolls back: put the alias back too (else `verify` says)
+            with contextlib.suppress(Exception):
+                if before is None:
+                    registry.delete_registered_model_alias(name, alias)
+                else:
+                    registry.set_registered_model_alias(name, alias, before)
+            raise
     return event
 
 

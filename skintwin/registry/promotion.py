@@ -164,6 +164,10 @@ def _gate(
 ) -> dict:
     name = params.promote.model_name
     champ = client.alias_version(name, client.CHAMPION)
+    if champ is not None and str(champ.version) == str(version):
+        resumed = _resume(paths, name, version, evaluation)
+        if resumed is not None:
+            return resumed
     champion_eval = None
     try:
         if champ is not None and str(champ.version) != str(version):
@@ -187,10 +191,7 @@ def _gate(
         "champion_eval": champion_eval.metrics_doc() if champion_eval else None,
         "change_control": held,
     }
-    model_card = card.build(paths, name, version, tags, evaluation, record)
-    folder = paths.model_cards / f"v{version}"  # validated and written before anything moves
-    charts = None if trained_elsewhere(tags) else paths.evaluate_dir / "charts"
-    page = card.write(model_card, folder, charts)  # charts: the evaluate stage's candidate
+    folder, page = _card(paths, name, version, tags, evaluation, record)  # before any move
     if decision.promote:  # moved before the decision is recorded: a failed move is re-gated
         reason = "; ".join(decision.reasons)
         aliases.move(paths.root, name, client.CHAMPION, version, "promote", reason, record)
@@ -200,6 +201,36 @@ def _gate(
     client.log_model_card(name, version, folder)
     shown = page.relative_to(paths.root).as_posix()
     return {**decision.as_dict(), "version": version, "repeat": False, "model_card": shown}
+
+
+def _card(paths: ProjectPaths, name: str, version: str, tags: dict, evaluation, record: dict):
+    """The version's model card, built and written: (its folder, its page)."""
+    model_card = card.build(paths, name, version, tags, evaluation, record)
+    folder = paths.model_cards / f"v{version}"
+    charts = None if trained_elsewhere(tags) else paths.evaluate_dir / "charts"
+    return folder, card.write(model_card, folder, charts)  # charts: the evaluate stage's
+
+
+def _resume(paths: ProjectPaths, name: str, version: str, evaluation) -> dict | None:
+    """A gate run that moved `champion` to `version` and failed before its decision was
+    recorded (an MLflow error while tagging; the task is retried): record that decision, the
+    one in the move's history event, rather than gate the version against itself, which
+    would read "no champion yet" and lose the comparison that promoted it. None when the
+    history holds no such move (the version became champion some other way)."""
+    moves = [e for e in aliases.history(paths.root).events(name) if e.alias == client.CHAMPION]
+    last = moves[-1] if moves else None
+    if last is None or last.to_version != str(version) or last.action != "promote":
+        return None
+    record = json.loads(last.record)
+    if not record.get("reasons"):
+        return None
+    tags = client.get_version(name, version).tags
+    folder, page = _card(paths, name, version, tags, evaluation, record)
+    client.record_decision(name, version, record, True)
+    client.log_model_card(name, version, folder)
+    log.info("version %s: recorded the decision that promoted it (event %s)", version, last.seq)
+    shown = page.relative_to(paths.root).as_posix()
+    return {**record, "promote": True, "repeat": False, "resumed": True, "model_card": shown}
 
 
 def _change_control(paths: ProjectPaths, tags: dict, version: str, champ) -> list[str]:

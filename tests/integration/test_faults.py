@@ -126,6 +126,45 @@ def _write_forever(url: str, ack: str) -> None:  # a child process
         os.replace(f"{ack}.tmp", ack)
 
 
+def test_a_promotion_cut_off_before_its_record_is_finished_by_the_retry(
+    project: Path, monkeypatch
+) -> None:
+    """MLflow fails while the gate tags its decision, after `champion` moved (the move and
+    its history event are one step; the record comes after). The task's retry records the
+    decision that moved it, from the event, instead of gating the version against itself
+    ("no champion yet"), which lost the comparison that promoted it and logged a second
+    move of the champion onto itself."""
+    import json
+
+    from skintwin.project import ProjectPaths
+    from skintwin.registry import aliases, client, promotion
+
+    dvc("repro", cwd=project)
+    paths = ProjectPaths(project)
+    candidate = promotion.register(paths)
+    version = str(candidate["version"])
+    real = client.record_decision
+
+    def cut_off(*args, **kwargs):
+        monkeypatch.setattr(client, "record_decision", real)  # only the first call fails
+        raise RuntimeError("MLflow answered 503 while tagging")
+
+    monkeypatch.setattr(client, "record_decision", cut_off)
+    with pytest.raises(RuntimeError, match="503"):
+        promotion.gate(paths, candidate)
+    assert str(client.alias_version(NAME, client.CHAMPION).version) == version
+    assert "gate.decision" not in client.get_version(NAME, version).tags
+
+    again = promotion.gate(paths, candidate)  # the retry
+    assert again["promote"] and again["resumed"]
+    moves = [e for e in aliases.history(project).events(NAME) if e.alias == client.CHAMPION]
+    assert [(m.to_version, m.action) for m in moves] == [(version, "promote")]
+    tags = client.get_version(NAME, version).tags
+    assert tags["gate.decision"] == "promoted" and "model_card" in tags
+    assert tags["gate.reasons"] == "; ".join(json.loads(moves[0].record)["reasons"])
+    assert aliases.verify(project, NAME) == []
+
+
 def test_store_writer_killed_mid_batch_loses_no_acknowledged_row(tmp_path: Path) -> None:
     import multiprocessing as mp
 

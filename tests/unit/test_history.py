@@ -132,6 +132,21 @@ def test_rollback_moves_champion_back_and_is_an_event(registered: Path, capsys) 
     assert aliases.history(registered).count() == 6
 
 
+def test_a_move_whose_head_tag_fails_puts_the_alias_back(registered: Path, monkeypatch) -> None:
+    """The alias and the event are both, or neither: when the registry refuses the chain's
+    head tag after the alias moved, the event rolls back and the alias goes back too."""
+    from mlflow.tracking import MlflowClient
+
+    def refuse(self, name, key, value):
+        raise RuntimeError("registry refused the tag")
+
+    with monkeypatch.context() as patched, pytest.raises(RuntimeError, match="refused"):
+        patched.setattr(MlflowClient, "set_registered_model_tag", refuse)
+        aliases.move(registered, NAME, client.CHAMPION, "1", "promote", "x")
+    assert str(client.alias_version(NAME, client.CHAMPION).version) == "3"
+    assert aliases.history(registered).count() == 5 and aliases.verify(registered, NAME) == []
+
+
 def test_a_version_never_champion_is_not_rolled_back_to(registered: Path, capsys) -> None:
     args = ["--project-dir", str(registered)]
     assert main(["rollback", *args, "--to", "2", "--reason", "x"]) == 1
