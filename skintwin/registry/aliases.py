@@ -12,6 +12,7 @@ from skintwin.project import ProjectPaths
 from skintwin.registry import client
 from skintwin.registry.history import Event, History
 
+ANY = object()  # `move(expect=ANY)`: whatever the alias points to now
 HEAD_TAG = "history.head"  # registered-model tag: "<seq>:<hash>" of the model's last event
 
 
@@ -28,11 +29,19 @@ def move(
     action: str,
     reason: str,
     record: dict | None = None,
+    expect: object = ANY,
 ) -> Event:
-    """Point `alias` at `version` and record the move (both, or neither)."""
+    """Point `alias` at `version` and record the move (both, or neither). With `expect`
+    (a version, or None for no alias yet), the move is refused if the alias points
+    elsewhere now: a decision taken against one champion does not replace another."""
     client.get_version(name, version)  # a clear error for a version that does not exist
     current = client.alias_version(name, alias)
     before = None if current is None else str(current.version)
+    if expect is not ANY and before != (None if expect is None else str(expect)):
+        raise SkinTwinError(
+            f"{name}@{alias} moved to v{before or '-'} while the decision against "
+            f"v{expect or '-'} was taken: nothing moved; decide again"
+        )
     with history(root).appending(name, alias, before, version, action, reason, record) as event:
         registry = client.client()
         registry.set_registered_model_alias(name, alias, str(version))

@@ -194,7 +194,8 @@ def _gate(
     folder, page = _card(paths, name, version, tags, evaluation, record)  # before any move
     if decision.promote:  # moved before the decision is recorded: a failed move is re-gated
         reason = "; ".join(decision.reasons)
-        aliases.move(paths.root, name, client.CHAMPION, version, "promote", reason, record)
+        was = champ.version if champ else None  # a rollback meanwhile: refused, re-gated
+        aliases.move(paths.root, name, client.CHAMPION, version, "promote", reason, record, was)
     client.record_decision(name, version, record, decision.promote)
     verdict = "PROMOTED to champion" if decision.promote else "not promoted"
     log.info("version %s %s: %s", version, verdict, "; ".join(decision.reasons))

@@ -147,6 +147,20 @@ def test_a_move_whose_head_tag_fails_puts_the_alias_back(registered: Path, monke
     assert aliases.history(registered).count() == 5 and aliases.verify(registered, NAME) == []
 
 
+def test_a_decision_against_one_champion_does_not_replace_another(registered: Path) -> None:
+    """The gate compares a candidate with the champion it read minutes earlier; if a rollback
+    moved champion meanwhile, the promotion is refused rather than replace a version the
+    candidate was never compared with."""
+    from skintwin.errors import SkinTwinError
+
+    with pytest.raises(SkinTwinError, match="moved to v3 while the decision against v1"):
+        aliases.move(registered, NAME, client.CHAMPION, "2", "promote", "x", expect="1")
+    assert str(client.alias_version(NAME, client.CHAMPION).version) == "3"
+    assert aliases.history(registered).count() == 5
+    aliases.move(registered, NAME, client.CHAMPION, "2", "promote", "x", expect="3")
+    assert str(client.alias_version(NAME, client.CHAMPION).version) == "2"
+
+
 def test_a_version_never_champion_is_not_rolled_back_to(registered: Path, capsys) -> None:
     args = ["--project-dir", str(registered)]
     assert main(["rollback", *args, "--to", "2", "--reason", "x"]) == 1
