@@ -140,15 +140,15 @@ def _groups(candidate: Evaluation, champion: Evaluation, p: PromoteParams) -> di
         if upper < -p.group_tolerance:
             verdict = "regressed"
             why = f"drop {-delta:.3f}, upper bound {upper:+.3f} < −{p.group_tolerance}"
-        elif worse and delta < -p.group_tolerance:
+        elif worse and delta < -2 * p.group_tolerance:  # a sure drop, measured at 2× or more
             verdict = "regressed"
-            why = (f"drop {-delta:.3f} > {p.group_tolerance}, and worse beyond doubt (upper "
-                   f"bound {upper:+.3f} < 0)")  # fmt: skip
+            why = (f"drop {-delta:.3f} ≥ twice the tolerance {p.group_tolerance}, and worse "
+                   f"beyond doubt (upper bound {upper:+.3f} < 0)")  # fmt: skip
         elif lower >= -p.group_tolerance:
             verdict = "no regression beyond tolerance"
             why = f"n = {len(idx)}, Δ {delta:+.3f}, lower bound {lower:+.3f} rules it out"
             why += f" (worse beyond doubt, within tolerance: upper {upper:+.3f})" if worse else ""
-        elif worse:  # a real drop, within tolerance on its face, beyond it not ruled out
+        elif worse:  # a real drop, under twice the tolerance on its face, beyond it not ruled out
             verdict = "insufficient evidence"
             why = (f"n = {len(idx)}, worse beyond doubt (Δ {delta:+.3f}, upper bound "
                    f"{upper:+.3f} < 0); a drop beyond {p.group_tolerance} not ruled out "
@@ -162,7 +162,7 @@ def _groups(candidate: Evaluation, champion: Evaluation, p: PromoteParams) -> di
         rule = (
             f"one-sided {1 - alpha:.4f} bounds (Bonferroni over {len(gated)} groups): "
             f"regressed if the upper < −{p.group_tolerance}, or if the upper < 0 and Δ < "
-            f"−{p.group_tolerance}; no regression beyond tolerance "
+            f"−{2 * p.group_tolerance:g}; no regression beyond tolerance "
             f"if the lower ≥ −{p.group_tolerance}; no detectable regression if a drop of "
             f"{p.max_detectable_drop} would have shown (power {POWER}) and the upper ≥ 0; "
             "else insufficient evidence"

@@ -87,14 +87,14 @@ def test_a_group_that_loses_its_detections_blocks_even_if_overall_improves() -> 
 
 def test_a_group_surely_worse_by_more_than_the_tolerance_blocks() -> None:
     """Dark skin's drop is beyond doubt (the upper bound is below 0) and its best estimate,
-    0.17, is three times the tolerance; only how far below the tolerance it reaches is
+    0.17, is more than twice the tolerance; only whether it reaches past the tolerance is
     unsure. Such a group used to pass as "insufficient evidence" under the default
     `on_insufficient: allow`: a model measurably worse for one group was promoted."""
     groups = [g for g in TONE_GROUPS for _ in range(20)]
     rule = P.model_copy(update={"rule": "non_inferior"})
     d = decide(_eval(groups, {"*": 0.9, "dark": 0.7}, 2), _eval(groups, {"*": 0.9}, 102), rule)
     dark = d.groups["dark"]
-    assert -rule.group_tolerance < dark["hi"] < 0 and dark["delta"] < -rule.group_tolerance
+    assert -rule.group_tolerance < dark["hi"] < 0 and dark["delta"] < -2 * rule.group_tolerance
     assert dark["verdict"] == "regressed" and "worse beyond doubt" in dark["why"]
     assert not d.promote and d.blocked_by == ["dark"]
 
