@@ -61,7 +61,7 @@ import sys
 from pathlib import Path
 from skintwin.app import ModelRegistry
 from skintwin.project import ProjectPaths
-from skintwin.registry.promotion import approve
+from skintwin.registry.approval import approve
 registry = ModelRegistry(project_dir=sys.argv[1])
 out = registry.register_yolo_model(model_path=sys.argv[2])
 if not out["decision"]["promote"]:  # a weak small-size model: a human's override makes it so

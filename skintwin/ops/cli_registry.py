@@ -11,7 +11,7 @@ from skintwin.project import ProjectPaths
 
 def _promote(args: argparse.Namespace) -> None:
     from skintwin.errors import SkinTwinError
-    from skintwin.registry import promotion
+    from skintwin.registry import approval, promotion
 
     paths = project(args)
     if args.approve is None:
@@ -19,7 +19,7 @@ def _promote(args: argparse.Namespace) -> None:
     elif not (args.reason or "").strip():
         raise SkinTwinError("promote --approve: say why with --reason (kept in the history)")
     else:
-        print_json(promotion.approve(paths, args.approve, args.reason))
+        print_json(approval.approve(paths, args.approve, args.reason))
 
 
 def _registry(args: argparse.Namespace) -> tuple[ProjectPaths, str]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
 from skintwin.params import Params, load_params
 from skintwin.project import ProjectPaths
-from skintwin.registry import aliases, card, champion, change_control, client
+from skintwin.registry import aliases, approval, card, champion, client
 from skintwin.registry.artifacts import runtime_tags, version_artifacts
 from skintwin.registry.gate import Decision, decide
 from skintwin.registry.lineage import collect_lineage, trained_elsewhere
@@ -177,7 +176,7 @@ def _gate(
         value = float(evaluation.overall[params.promote.metric])
         decision = Decision(False, [str(exc)], params.promote.metric, value, None, "no comparison")
     tags = client.get_version(name, version).tags
-    held = _change_control(paths, tags, version, champ)
+    held = approval.held(paths, tags, version, champ)
     if held:  # named even when the gate said no: the team sees everything in its way
         decision.promote = False
         decision.reasons.append(
@@ -232,39 +231,3 @@ def _resume(paths: ProjectPaths, name: str, version: str, evaluation) -> dict | 
     log.info("version %s: recorded the decision that promoted it (event %s)", version, last.seq)
     shown = page.relative_to(paths.root).as_posix()
     return {**record, "promote": True, "repeat": False, "resumed": True, "model_card": shown}
-
-
-def _change_control(paths: ProjectPaths, tags: dict, version: str, champ) -> list[str]:
-    """What in the candidate (its version `tags`) differs from the champion beyond the
-    plan's automatic clauses."""
-    if champ is None or str(champ.version) == str(version):
-        return []
-    plan = change_control.Plan.load(paths.root / change_control.FILE)
-    held = change_control.violations(plan, champ.tags, tags)
-    if plan is not None and trained_elsewhere(tags):
-        # its params are this project's, not what trained it: nothing can be compared
-        held.append("weights trained elsewhere (clause human.external_weights)")
-    return held
-
-
-def approve(paths: ProjectPaths, version: str, reason: str) -> dict:
-    """A human promotes `version` over the plan or the gate; the history records who, why."""
-    with unreachable_as_error(configure_tracking(paths.root, create=False)):
-        name = load_params(paths.params).promote.model_name
-        champ = client.alias_version(name, client.CHAMPION)
-        if champ is not None and str(champ.version) == str(version):
-            raise SkinTwinError(f"promote --approve {version}: it is the champion already")
-        held = _change_control(paths, client.get_version(name, version).tags, version, champ)
-        record = {"approved_over": champ.version if champ else None, "change_control": held}
-        event = aliases.move(paths.root, name, client.CHAMPION, version, "approve", reason, record)
-        client.client().set_model_version_tag(
-            name, version, "gate.approved", f"{event.actor}: {reason}"[:4900]
-        )
-        when = datetime.fromtimestamp(event.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        over = record["approved_over"]
-        approval = {"by": event.actor, "reason": reason, "time": when, "over": over and str(over)}
-        folder = paths.model_cards / f"v{version}"
-        if card.record_approval(folder, approval) is not None:  # the card says so too
-            client.log_model_card(name, version, folder)
-    log.info("version %s approved as champion by %s", version, event.actor)
-    return {"version": version, "promote": True, "approved_by": event.actor, "reason": reason}
