@@ -216,10 +216,11 @@ def audit_markdown(result: dict) -> str:
             else "-"
         )
         lines.append(f"| {name} | {s['images']} | {true[0]} | {true[1]} | {test} | {est} |")
-    whole_split = [n for n, s in result["slices"].items() if s.get("test_slice") == "all"]
-    if [n for n in whole_split if n != "all"]:
+    whole_split = [n for n, s in result["slices"].items()
+                   if n != "all" and s.get("test_slice") == "all"]  # fmt: skip
+    if whole_split:
         lines += ["", "Compared with the whole test split (too few of their photos in it): "
-                  + ", ".join(n for n in whole_split if n != "all")]  # fmt: skip
+                  + ", ".join(whole_split)]  # fmt: skip
     if result.get("no_lesions"):
         lines += ["", f"No lesion labelled, nothing measured: {', '.join(result['no_lesions'])}"]
     if not result["test_available"]:

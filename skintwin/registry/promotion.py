@@ -195,11 +195,9 @@ def _gate(
         reason = "; ".join(decision.reasons)
         was = champ.version if champ else None  # a rollback meanwhile: refused, re-gated
         aliases.move(paths.root, name, client.CHAMPION, version, "promote", reason, record, was)
-    client.record_decision(name, version, record, decision.promote)
+    shown = _record(paths, name, version, record, decision.promote, folder, page)
     verdict = "PROMOTED to champion" if decision.promote else "not promoted"
     log.info("version %s %s: %s", version, verdict, "; ".join(decision.reasons))
-    client.log_model_card(name, version, folder)
-    shown = page.relative_to(paths.root).as_posix()
     return {**decision.as_dict(), "version": version, "repeat": False, "model_card": shown}
 
 
@@ -209,6 +207,15 @@ def _card(paths: ProjectPaths, name: str, version: str, tags: dict, evaluation, 
     folder = paths.model_cards / f"v{version}"
     charts = None if trained_elsewhere(tags) else paths.evaluate_dir / "charts"
     return folder, card.write(model_card, folder, charts)  # charts: the evaluate stage's
+
+
+def _record(paths: ProjectPaths, name: str, version: str, record: dict, promote: bool,
+            folder: Path, page: Path) -> str:  # fmt: skip
+    """The decision on the version (tags, JSON) and its card as artifacts: the card's page,
+    relative to the project."""
+    client.record_decision(name, version, record, promote)
+    client.log_model_card(name, version, folder)
+    return page.relative_to(paths.root).as_posix()
 
 
 def _resume(paths: ProjectPaths, name: str, version: str, evaluation) -> dict | None:
@@ -226,8 +233,6 @@ def _resume(paths: ProjectPaths, name: str, version: str, evaluation) -> dict | 
         return None
     tags = client.get_version(name, version).tags
     folder, page = _card(paths, name, version, tags, evaluation, record)
-    client.record_decision(name, version, record, True)
-    client.log_model_card(name, version, folder)
+    shown = _record(paths, name, version, record, True, folder, page)
     log.info("version %s: recorded the decision that promoted it (event %s)", version, last.seq)
-    shown = page.relative_to(paths.root).as_posix()
     return {**record, "promote": True, "repeat": False, "resumed": True, "model_card": shown}
