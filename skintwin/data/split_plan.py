@@ -30,7 +30,9 @@ def plan_split(
 ) -> tuple[list[str], set[int]]:
     """(split of every item, indices dropped to keep a kept test/val split clean).
 
-    Items have `classes`, `tone` and `source_split` (the dataset's own split, or "all").
+    Items have `classes`, `tone`, `source_split` (the dataset's own split, or "all") and
+    `digest` (of the image's bytes: its place in the split's order, so the split is stable
+    as images are added).
     """
     own = {it["source_split"] for it in items}
     if params.keep_splits and "test" in own and "train" in own:
@@ -43,6 +45,7 @@ def plan_split(
         params.seed,
         params.min_test_per_group,
         near,
+        [it["digest"] for it in items],
     )
     return split, set()
 
@@ -61,7 +64,10 @@ def _keep(
         where = {i: k for k, i in enumerate(train)}
         kept = [[where[i] for i in g if i in where] for g in near]  # near-duplicates stay
         groups = [g for g in kept if len(g) > 1]  # together on either side of the carve
-        carved = stratified_split(pairs, params.val_fraction, 0.0, params.seed, groups=groups)
+        keys = [items[i]["digest"] for i in train]
+        carved = stratified_split(
+            pairs, params.val_fraction, 0.0, params.seed, groups=groups, keys=keys
+        )
         for i, s in zip(train, carved, strict=True):
             split[i] = "val" if s == "val" else "train"
     return split, dropped

@@ -1,10 +1,16 @@
 """Deterministic train/val/test split: stratified by lesion class and skin-tone group, with
-a minimum of test images per tone group, and near-duplicate groups kept in one split."""
+a minimum of test images per tone group, and near-duplicate groups kept in one split.
+
+Stable as a dataset grows: each image's place in its group's order is a hash of the seed
+and the image's own key (its content digest), not of its position in the list, so adding
+images leaves almost every earlier image in its split. A reshuffle put half of the new
+test split on images the champion had trained on, and the gate then scored the champion
+on its own training images."""
 
 from __future__ import annotations
 
+import hashlib
 import math
-import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,24 +25,38 @@ class _Unit:
     members: tuple[int, ...]
     classes: frozenset[str]
     tone: str
+    key: str  # the smallest of its members' keys: where it falls in its group's order
 
 
-def _units(items: Sequence[tuple[Sequence[str], str]], groups: Sequence[Sequence[int]]):
+def _units(
+    items: Sequence[tuple[Sequence[str], str]],
+    groups: Sequence[Sequence[int]],
+    keys: Sequence[str],
+) -> list[_Unit]:
     grouped = {i for g in groups for i in g}
     units = [
-        _Unit(tuple(sorted(g)), frozenset(c for i in g for c in items[i][0]), items[min(g)][1])
+        _Unit(
+            tuple(sorted(g)),
+            frozenset(c for i in g for c in items[i][0]),
+            items[min(g)][1],
+            min(keys[i] for i in g),
+        )
         for g in groups
     ]
     units += [
-        _Unit((i,), frozenset(items[i][0]), items[i][1])
+        _Unit((i,), frozenset(items[i][0]), items[i][1], keys[i])
         for i in range(len(items))
         if i not in grouped
     ]
     return units
 
 
+def _rank(seed: int, tone: str, key: str) -> str:
+    return hashlib.sha256(f"{seed}:{tone}:{key}".encode()).hexdigest()
+
+
 def _take(units: list[_Unit], target: int, freq: Counter) -> list[_Unit]:
-    """About `target` images from `units`, in the units' (shuffled) order: each class (a
+    """About `target` images from `units`, in the units' (hashed) order: each class (a
     unit counts under its rarest class) gives its proportional share, largest remainders
     first, so a rare class is not drained from training."""
     by_class: dict[str, list[_Unit]] = defaultdict(list)
@@ -89,6 +109,7 @@ def stratified_split(
     seed: int,
     min_test_per_group: int = 0,
     groups: Sequence[Sequence[int]] = (),
+    keys: Sequence[str] | None = None,
 ) -> list[str]:
     """Assign each item (its class names, its tone group) to "train", "val" or "test".
 
@@ -98,27 +119,32 @@ def stratified_split(
     its proportional share. Items in one of `groups` (near-duplicates) share
     a split. Finally every class and tone group with at least three images is made present
     in every split.
+
+    `keys` (one per item, e.g. its content digest) order each group by a hash of the seed
+    and the key, so adding items moves few of the others; without them, positions serve.
     """
-    units = _units(items, groups)
+    keys = [str(i) for i in range(len(items))] if keys is None else list(keys)
+    if len(keys) != len(items):
+        raise ValueError(f"{len(keys)} keys for {len(items)} items")
+    units = _units(items, groups, keys)
     freq = Counter(c for u in units for c in u.classes)
     by_tone: dict[str, list[int]] = defaultdict(list)
     for k, u in enumerate(units):
         by_tone[u.tone].append(k)
     assignment = ["train"] * len(units)
     for tone in sorted(by_tone):
-        keys = by_tone[tone]
-        random.Random(f"{seed}:{tone}").shuffle(keys)
-        n = sum(len(units[k].members) for k in keys)
+        order = sorted(by_tone[tone], key=lambda k: _rank(seed, tone, units[k].key))
+        n = sum(len(units[k].members) for k in order)
         n_test = math.floor(n * test_fraction + 0.5)
         if n >= 3:
             n_test = min(max(n_test, min_test_per_group), n - 2)
-        pool = [units[k] for k in keys]
+        pool = [units[k] for k in order]
         test = {id(u) for u in _take(pool, n_test, freq)}
         rest = [u for u in pool if id(u) not in test]
         n_rest = sum(len(u.members) for u in rest)
         n_val = min(math.floor(n * val_fraction + 0.5), max(0, n_rest - 1))  # train keeps one
         val = {id(u) for u in _take(rest, n_val, freq)}
-        for k in keys:
+        for k in order:
             u = units[k]
             assignment[k] = "test" if id(u) in test else "val" if id(u) in val else "train"
     _ensure_coverage(assignment, units)

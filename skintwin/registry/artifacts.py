@@ -10,6 +10,7 @@ ARTIFACTS = {
     "embedding": "embedding.npz",  # the drift embedding's projection
     "onnx": "model.onnx",  # the ONNX export ...
     "parity": "parity.json",  # ... and whether it may serve
+    "seen": "seen.json",  # the photos it trained on: the gate never tests it on them
 }
 
 

@@ -64,9 +64,16 @@ def paired_deltas(
     return weighted_map(candidate, weights, metric) - weighted_map(theirs, weights, metric)
 
 
-def decide(candidate: Evaluation, champion: Evaluation | None, p: PromoteParams) -> Decision:
-    """Apply the gate (champion None when there is none yet)."""
-    value = float(candidate.overall[p.metric])
+def decide(
+    candidate: Evaluation,
+    champion: Evaluation | None,
+    p: PromoteParams,
+    whole: Evaluation | None = None,
+) -> Decision:
+    """Apply the gate (champion None when there is none yet). `whole`: the candidate on the
+    whole test split when the two are compared on part of it (the photos the champion never
+    trained on); the floor is judged on it."""
+    value = float((whole or candidate).overall[p.metric])
     reasons = [
         f"{p.metric} {value:.4f} {'reaches' if value >= p.floor else 'is below'} "
         f"the floor {p.floor}"
@@ -78,7 +85,8 @@ def decide(candidate: Evaluation, champion: Evaluation | None, p: PromoteParams)
     if candidate.stats is None or champion.stats is None:
         raise SkinTwinError("the gate needs per-image rows of both models (test_stats.npz)")
     base = float(champion.overall[p.metric])
-    overall, passed, text = _overall(candidate, champion, value - base, p)
+    delta = float(candidate.overall[p.metric]) - base
+    overall, passed, text = _overall(candidate, champion, delta, p)
     reasons.append(text)
     groups = _groups(candidate, champion, p)
     blocked = [

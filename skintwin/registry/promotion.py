@@ -167,11 +167,15 @@ def _gate(
         resumed = _resume(paths, name, version, evaluation)
         if resumed is not None:
             return resumed
-    champion_eval = None
-    try:
+    champion_eval, ours, on = None, evaluation, []
+    try:  # on the test photos the champion never trained on
         if champ is not None and str(champ.version) != str(version):
-            champion_eval = champion.evaluation_of(paths, params, champ.version, measured)
-        decision = decide(evaluation, champion_eval, params.promote)
+            ours, champion_eval, why = champion.comparison(
+                paths, params, champ.version, evaluation, measured
+            )
+            on = [why]
+        decision = decide(ours, champion_eval, params.promote, whole=evaluation)
+        decision.reasons[1:1] = on
     except SkinTwinError as exc:  # no comparison possible: registered, not promoted
         value = float(evaluation.overall[params.promote.metric])
         decision = Decision(False, [str(exc)], params.promote.metric, value, None, "no comparison")

@@ -24,6 +24,7 @@ from skintwin.training import charts
 from skintwin.training.embedding import fit_projection
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 from skintwin.training.parity import LOW_CONF, parity_record
+from skintwin.training.seen import write_seen
 from skintwin.training.served import ServedRuns
 from skintwin.training.validator import Rows, run_val
 from skintwin.training.version_estimator import fit_for_version
@@ -31,7 +32,7 @@ from skintwin.training.version_estimator import fit_for_version
 log = logging.getLogger(__name__)
 OUTPUTS = frozenset(
     {"metrics.json", "pr_curve.csv", "confusion.csv", "charts", "test_stats.npz"}
-    | {"estimator.json", "embedding.npz", "model.onnx", "parity.json"}
+    | {"estimator.json", "embedding.npz", "model.onnx", "parity.json", "seen.json"}
 )  # what this step writes
 
 
@@ -48,7 +49,8 @@ def run_evaluate(
     """Evaluate `weights` on `dataset`'s test split and write the reports into `out`; fit
     the label-free performance estimator on the validation split (`estimator.json`) and the
     drift embedding's projection on the training split (`embedding.npz`); export the ONNX
-    model (`model.onnx`) and check it against the `.pt` on the test split (`parity.json`).
+    model (`model.onnx`) and check it against the `.pt` on the test split (`parity.json`);
+    list the photos the model trained and was selected on (`seen.json`).
 
     Ultralytics' validator (test and validation splits) runs in a second process, beside
     the export and the service's passes (`runs`) in this one: PyTorch on a CPU takes one
@@ -63,6 +65,7 @@ def run_evaluate(
     ):
         from skintwin.model.onnx import export_onnx
 
+        write_seen(dataset, tmp / "seen.json")  # first: an old reference table fails at once
         onnx = export_onnx(weights, tmp / "model.onnx", imgsz, params.embed_layer)
         _serve_splits(runs, weights, onnx, dataset, operating_conf, params)
         result, val = validated.result()

@@ -7,7 +7,8 @@ the dataset's own split is kept, `preprocess.keep_splits`).
 
 Output folder: `images/{train,val,test}`, `labels/{train,val,test}`, a `data.yaml`
 Ultralytics trains on, `reference_features.parquet` (one row per image: split, size,
-brightness, contrast, saturation, sharpness, ITA, tone group, label counts) and
+brightness, contrast, saturation, sharpness, ITA, tone group, label counts, the source
+image's SHA-256) and
 `summary.json`, the split report (also written to `--report` for git): counts per split ×
 class × tone group, the test images of each group with the smallest drop they could
 reveal, the near-duplicates found.
@@ -54,7 +55,9 @@ def _collect(layout: Layout) -> tuple[list[dict], int]:
             seen.add(digest)
             lbl = label_path(image)
             boxes = parse_labels(lbl, len(layout.names))[0] if lbl.exists() else []
-            items.append({"image": image, "source_split": source_split, "boxes": boxes})
+            items.append(
+                {"image": image, "source_split": source_split, "boxes": boxes, "digest": digest}
+            )
     return items, dropped
 
 
@@ -89,6 +92,7 @@ def _write_item(tmp: Path, it: dict, split: str, names: tuple[str, ...], taken: 
     return {
         "file": f"images/{split}/{name}",
         "split": split,
+        "sha256": it["digest"],  # of the source image: what a model saw, across versions
         **it["features"],
         "n_labels": len(it["boxes"]),
         **{f"n_{c}": counts.get(c, 0) for c in names},

@@ -121,7 +121,9 @@ def _assert_champion_measured_beside_train(project, version: str, decision: dict
     assert all(r.start_time < ended[r.flow_run_id] for r in runs)  # beside it, not after
     paths = ProjectPaths(project)
     now = champion.evaluate(paths, load_params(paths.params), version)
-    assert decision["champion"] == pytest.approx(now.overall[decision["metric"]], abs=1e-9)
+    assert decision["champion"] == pytest.approx(
+        now.evaluation.overall[decision["metric"]], abs=1e-9
+    )
 
 
 def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
@@ -160,6 +162,7 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     assert aliases.verify(project, NAME) == []
     assert v2.tags["gate.decision"] == "rejected"
     assert "no evidence of improvement" in v2.tags["gate.reasons"]
+    assert "none of the" in v2.tags["gate.reasons"]  # of the test photos, one v1 trained on
     # the decision, with its interval and a verdict per tone group, is on the version
     assert "CI" in v2.tags["gate.delta"] and v2.tags["gate.rule"] == "superior"
     assert any(k.startswith("gate.group.") for k in v2.tags)
@@ -205,6 +208,51 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     assert card["decision"]["promoted"] is False  # the gate's decision, as recorded
     assert card["decision"]["approval"]["by"] == last.actor
     assert card["decision"]["approval"]["reason"] == why
+
+
+def test_the_gate_leaves_out_the_test_photos_the_champion_trained_on(project) -> None:
+    """The champion lists the photos it trained and was selected on. A dataset that grows
+    keeps most of them out of the new test split; one split again (another seed) puts
+    many in it, where the champion would score as on its training photos. The gate
+    compares the two models on the other test photos only, and says how many it left out."""
+    import json
+
+    import pandas as pd
+
+    from skintwin.project import ProjectPaths
+    from skintwin.registry import promotion
+    from tests.conftest import dvc
+
+    dvc("repro", cwd=project)
+    paths = ProjectPaths(project)
+    assert promotion.gate(paths, promotion.register(paths))["promote"]
+    old = pd.read_parquet(paths.reference_features)
+    seen = set(old.loc[old["split"] != "test", "sha256"])
+    listed = json.loads((project / "reports/evaluate/seen.json").read_text())["sha256"]
+    assert set(listed) == seen and len(seen) == len(old) - (old["split"] == "test").sum()
+
+    def gate_again(**changes: dict) -> tuple[int, int, dict]:
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        for section, values in changes.items():
+            params[section].update(values)
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        dvc("repro", "preprocess", cwd=project)
+        table = pd.read_parquet(paths.reference_features)
+        test = table[table["split"] == "test"]
+        weights = project / "models/train/weights/best.pt"  # the champion's own, again
+        decision = promotion.register_external(paths, weights)["decision"]
+        return int(test["sha256"].isin(seen).sum()), len(test), decision
+
+    grown, n, decision = gate_again(generate={"n_images": 90})  # the first 60 photos stay
+    assert sum(g["n"] for g in decision["groups"].values()) == n - grown
+    again, m, decision = gate_again(preprocess={"seed": 7})
+    print(f"test photos the champion trained on: grown {grown} of {n}, split again {again} of {m}")
+    assert 0 < again < m  # how few stay as it grows: test_splits.py, over 20 seeds
+    said = (f"compared on the {m - again} of {m} test photos champion v1 never trained on "
+            f"({again} it trained or was selected on left out)")  # fmt: skip
+    assert said in decision["reasons"]
+    assert sum(g["n"] for g in decision["groups"].values()) == m - again
+    assert decision["overall"]["delta"] == 0  # the same weights, on the same photos
 
 
 def _pr_report_shows_the_change(project: Path, strong: dict, weak: dict) -> None:

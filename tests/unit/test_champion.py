@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from skintwin.errors import SkinTwinError
-from skintwin.registry.champion import Measured, evaluation_of
+from skintwin.registry.champion import Measured, measurement_of
 from skintwin.training.evaluation import Evaluation
 
 
@@ -15,13 +15,13 @@ def _evaluation(value: float) -> Evaluation:
 
 def test_the_earlier_measurement_of_the_same_version_is_used() -> None:
     measured = Measured("3", _evaluation(0.71))
-    assert evaluation_of(None, None, "3", measured).overall["mAP50"] == 0.71
+    assert measurement_of(None, None, "3", measured).evaluation.overall["mAP50"] == 0.71
 
 
 def test_an_earlier_failure_of_the_same_version_is_the_gates_error() -> None:
     measured = Measured("3", None, "champion v3 could not be evaluated (OSError)")
     with pytest.raises(SkinTwinError, match="could not be evaluated"):
-        evaluation_of(None, None, "3", measured)
+        measurement_of(None, None, "3", measured)
 
 
 def test_another_version_is_measured_again(monkeypatch) -> None:
@@ -29,6 +29,6 @@ def test_another_version_is_measured_again(monkeypatch) -> None:
 
     asked = []
     monkeypatch.setattr(champion, "evaluate", lambda paths, params, v: asked.append(v) or 0)
-    evaluation_of(None, None, "4", Measured("3", _evaluation(0.71)))
-    evaluation_of(None, None, "4", None)
+    measurement_of(None, None, "4", Measured("3", _evaluation(0.71)))
+    measurement_of(None, None, "4", None)
     assert asked == ["4", "4"]

@@ -80,7 +80,12 @@ def test_a_carved_val_split_keeps_near_duplicates_together() -> None:
     base = load_params(REPO / "params.yaml").preprocess
 
     items = [
-        {"source_split": "test" if i % 5 == 0 else "train", "classes": c, "tone": t}
+        {
+            "source_split": "test" if i % 5 == 0 else "train",
+            "classes": c,
+            "tone": t,
+            "digest": f"{i:064x}",
+        }
         for i, (c, t) in enumerate(_items(200))
     ]
     near = [[1, 2, 3], [6, 7], [11, 12, 13, 14], [21, 22]]
@@ -90,3 +95,40 @@ def test_a_carved_val_split_keeps_near_duplicates_together() -> None:
         assert not dropped and Counter(split)["val"] > 30
         for g in near:
             assert len({split[i] for i in g}) == 1, (seed, g)
+
+
+def _drawn(rng, n: int) -> list[tuple[list[str], str, str]]:
+    """`n` photos: (classes, tone group, content digest)."""
+    import hashlib
+
+    out = []
+    for _ in range(n):
+        classes = sorted(rng.sample(CLASSES, rng.choice([0, 1, 1, 1, 2])))
+        tone = rng.choices(TONE_GROUPS, weights=[2, 3, 3, 2, 1, 1])[0]
+        out.append((classes, tone, hashlib.sha256(str(rng.random()).encode()).hexdigest()))
+    return out
+
+
+def test_adding_images_leaves_the_test_split_almost_unseen_by_the_last_model() -> None:
+    """A third more photos: the new test split holds few of the photos the previous split
+    trained or validated on (the champion's), so the gate can compare on the rest. With a
+    reshuffle, half of it did (52% over these 20 seeds)."""
+    import random
+
+    seen = tests = 0
+    for seed in range(20):
+        rng = random.Random(seed)
+        old = _drawn(rng, 300)
+        new = old + _drawn(rng, 100)
+        before, after = (
+            stratified_split([(c, t) for c, t, _ in photos], 0.15, 0.2, seed, 8,
+                             keys=[k for *_, k in photos])
+            for photos in (old, new)
+        )  # fmt: skip
+        now = [i for i, s in enumerate(after) if s == "test"]
+        moved = sum(i < len(old) and before[i] != "test" for i in now)
+        print(f"seed {seed}: {moved} of {len(now)} test photos were train/val before")
+        assert moved <= 0.15 * len(now), seed
+        seen, tests = seen + moved, tests + len(now)
+    print(f"all seeds: {seen} of {tests} ({seen / tests:.1%})")
+    assert seen <= 0.10 * tests
