@@ -15,9 +15,9 @@ differences give an interval for "candidate minus champion", overall and per ton
    tolerance, with confidence); "no regression beyond tolerance" when the lower bound rules
    such a drop out; "no detectable regression" when it does not, but the smallest drop the
    group's images would reveal (power 0.9) is within `max_detectable_drop`; else — and
-   for a group with fewer than `min_group_images` test images, or none — "insufficient
-   evidence" (blocks unless `on_insufficient: allow`; recorded either way, never a silent
-   pass)."""
+   for a group with fewer than `min_group_images` test images, or none, or none with a
+   lesion — "insufficient evidence" (blocks unless `on_insufficient: allow`; recorded
+   either way, never a silent pass)."""
 
 from __future__ import annotations
 
@@ -121,7 +121,8 @@ def _groups(candidate: Evaluation, champion: Evaluation, p: PromoteParams) -> di
     # every tone group is judged: one absent from the test split is "n = 0", not a pass
     mine = {g: [] for g in TONE_GROUPS} | candidate.group_images()
     theirs = champion.stats.aligned_to(candidate.stats.files)
-    gated = [g for g, idx in mine.items() if len(idx) >= p.min_group_images]
+    lesions = {g: int(np.isin(candidate.stats.gt_image, idx).sum()) for g, idx in mine.items()}
+    gated = [g for g, idx in mine.items() if len(idx) >= p.min_group_images and lesions[g]]
     alpha = (1 - p.confidence) / max(1, len(gated))  # one-sided, Bonferroni over groups
     z = NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(POWER)
     out = {}
@@ -129,9 +130,11 @@ def _groups(candidate: Evaluation, champion: Evaluation, p: PromoteParams) -> di
         ours, theirs_g = candidate.per_group.get(group), champion.per_group.get(group)
         delta = round(ours[p.metric] - theirs_g[p.metric], 5) if ours and theirs_g else None
         row = {"n": len(idx), "delta": delta, "lo": None, "hi": None, "sdd": None}
-        if group not in gated:
+        if group not in gated:  # too few photos, or none with a lesion to find
             why = f"n = {len(idx)} < min_group_images {p.min_group_images}"
             rule = "min_group_images"
+            if len(idx) >= p.min_group_images:
+                why, rule = f"n = {len(idx)}, no lesion labelled in them", "lesions"
             out[group] = row | {"verdict": "insufficient evidence", "why": why, "rule": rule}
             continue
         if delta is None:  # e.g. a stale metrics.json beside fresh rows: fail, never pass

@@ -144,3 +144,25 @@ def test_models_must_be_compared_on_the_same_labels() -> None:
     b = summarise(DetectionStats.from_rows(rows), tuple(GROUPS), NAMES, None)
     with pytest.raises(SkinTwinError, match="same images"):
         decide(a, b, P)
+
+
+def test_a_group_without_a_labelled_lesion_is_insufficient_evidence() -> None:
+    """Dark skin's 24 test photos hold no lesion: both models' figures there are 0, the
+    difference is 0 on every draw, and the group passed as "no regression beyond
+    tolerance" with bounds of 0, on no evidence at all."""
+
+    def without_dark_lesions(seed: int, found: float) -> Evaluation:
+        rows = _rows(GROUPS, {"*": found}, seed)
+        for row, group in zip(rows, GROUPS, strict=True):
+            if group == "dark":
+                row["target_cls"] = np.zeros(0, int)
+                row["tp"] = np.zeros_like(row["tp"])
+        return summarise(DetectionStats.from_rows(rows), tuple(GROUPS), NAMES, None)
+
+    d = decide(without_dark_lesions(1, 0.95), without_dark_lesions(2, 0.6), P)
+    dark = d.groups["dark"]
+    assert dark["verdict"] == "insufficient evidence" and "no lesion labelled" in dark["why"]
+    assert dark["lo"] is None and d.groups["light"]["lo"] is not None
+    assert d.promote  # on_insufficient: allow, and said
+    blocking = decide(without_dark_lesions(1, 0.95), without_dark_lesions(2, 0.6), BLOCK)
+    assert not blocking.promote and blocking.blocked_by == ["dark"]
