@@ -152,6 +152,7 @@ def report(found: list[dict], alarm: float, images: int) -> list[Row]:
             print(f"estimate bench: {metric} {checks.by_group(found, mode, metric)}")
             print(f"estimate bench: {metric} {checks.by_slice(found, mode, metric)}")
             print(f"estimate bench: {metric} {checks.by_shift(found, mode, metric)}")
+            print(f"estimate bench: {metric} {checks.additive(found, mode, metric)}")
     return rows
 
 

@@ -125,3 +125,29 @@ def by_shift(found: list[dict], mode: str, metric: str) -> str:
         err = np.array([p[mode][metric] for p in mine]) - true
         parts.append(f"{shift} {true.mean():.3f} ({err.mean():+.3f})")
     return "true per shift (mean error): " + "; ".join(parts)
+
+
+def additive(found: list[dict], mode: str, metric: str) -> str:
+    """Oracles that remove the estimate's error as the sum of a term per shift and a term
+    per slice (then also per seed's draw of patients in each slice), fitted on the truth:
+    the ρ any correction by condition and by group, however exact, could reach. Where they
+    stay under 0.8, what is left is how a shift bends the estimate differently in each
+    group, which only labels from each group under each condition measure."""
+    from scipy.stats import spearmanr
+
+    true = np.array([p["true"][metric] for p in found])
+    est = np.array([p[mode][metric] for p in found])
+
+    def onehot(keys: list) -> np.ndarray:
+        levels = sorted(set(keys))
+        return np.eye(len(levels))[[levels.index(k) for k in keys]]
+
+    shift = onehot([p["batch"].rsplit("/", 1)[0] for p in found])
+    part = onehot([p["slice"] for p in found])
+    draw = onehot([(p["slice"], p["batch"].rsplit("/", 1)[1]) for p in found])
+    out = []
+    for name, x in (("shift + slice", np.hstack([shift, part])),
+                    ("shift + each seed's slice", np.hstack([shift, draw]))):  # fmt: skip
+        fit = x @ np.linalg.lstsq(x, est - true, rcond=None)[0]
+        out.append(f"{name} {spearmanr(true, est - fit).statistic:.3f}")
+    return "rho with the error removed by an additive oracle: " + "; ".join(out)
