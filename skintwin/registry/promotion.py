@@ -29,6 +29,7 @@ from skintwin.training.tracking import (
 )
 
 log = logging.getLogger(__name__)
+NO_COMPARISON = "no comparison"  # the rule of a decision made without the champion's figures
 
 
 def run_record(paths: ProjectPaths) -> dict:
@@ -60,11 +61,13 @@ def gate(
     evaluation: Evaluation | None = None,
     measured: champion.Measured | None = None,
 ) -> dict:
-    """Apply the promotion gate to a registered candidate (once per version); `measured`:
+    """Apply the promotion gate to a registered candidate (once per version, unless the
+    champion could not be compared with it: gated again, as it may be now); `measured`:
     the champion measured earlier in the flow (`champion.measure_current`)."""
     with unreachable_as_error(configure_tracking(paths.root)):
         params = load_params(paths.params)
-        if not candidate["new"] and candidate["decision"]:
+        final = candidate.get("rule") != NO_COMPARISON  # a download that failed is no verdict
+        if not candidate["new"] and candidate["decision"] and final:
             log.info("version %s already gated: %s", candidate["version"], candidate["decision"])
             return {
                 "promote": candidate["decision"] == "promoted",
@@ -138,6 +141,7 @@ def _register(
             "new": False,
             "run_id": run_id,
             "decision": existing.tags.get("gate.decision"),
+            "rule": existing.tags.get("gate.rule"),
         }
     lineage = collect_lineage(paths, run_id, flow_run_id)
     if source_weights:
@@ -178,7 +182,7 @@ def _gate(
         decision.reasons[1:1] = on
     except SkinTwinError as exc:  # no comparison possible: registered, not promoted
         value = float(evaluation.overall[params.promote.metric])
-        decision = Decision(False, [str(exc)], params.promote.metric, value, None, "no comparison")
+        decision = Decision(False, [str(exc)], params.promote.metric, value, None, NO_COMPARISON)
     tags = client.get_version(name, version).tags
     held = approval.held(paths, tags, version, champ)
     if held:  # named even when the gate said no: the team sees everything in its way

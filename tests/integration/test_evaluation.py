@@ -121,10 +121,14 @@ def test_lineage_and_the_version_show_intervals_and_group_verdicts(
 
 
 def test_a_champion_that_cannot_be_evaluated_moves_nothing(trained: ProjectPaths) -> None:
+    """Nothing moves, and the decision is not final: gated again (the flow run again, or
+    `skintwin promote`), the candidate is compared once the champion can be measured. A
+    failed download made it a lasting "rejected" until a human approved it."""
     import mlflow
 
     from skintwin.registry import client, promotion
 
+    good = client.alias_version(NAME, client.CHAMPION).version
     garbage = trained.root / "broken.pt"
     garbage.write_bytes(b"not a model")
     with mlflow.start_run() as run:
@@ -137,6 +141,19 @@ def test_a_champion_that_cannot_be_evaluated_moves_nothing(trained: ProjectPaths
     assert str(client.alias_version(NAME, client.CHAMPION).version) == broken
     version = client.get_version(NAME, decision["version"])
     assert version.tags["gate.decision"] == "rejected"
+
+    client.client().set_registered_model_alias(NAME, client.CHAMPION, good)  # measurable again
+    tags = version.tags  # what registering the same run again returns
+    again = {"version": version.version, "new": False, "decision": tags["gate.decision"],
+             "rule": tags["gate.rule"]}  # fmt: skip
+    compared = promotion.gate(trained, again)
+    assert not compared["repeat"] and compared["champion"] is not None
+    assert compared["overall"]["delta"] == 0  # the same weights as the champion, compared
+    tags = client.get_version(NAME, version.version).tags
+    assert tags["gate.rule"] == "superior" and tags["gate.compared_to"] == str(good)
+    assert "could not be evaluated" not in tags["gate.reasons"]
+    settled = {**again, "decision": tags["gate.decision"], "rule": tags["gate.rule"]}
+    assert promotion.gate(trained, settled)["repeat"]  # a comparison made is final
 
 
 def test_a_labelled_audit_measures_the_champion_and_alarms_on_a_true_fall(
