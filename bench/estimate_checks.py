@@ -151,3 +151,49 @@ def additive(found: list[dict], mode: str, metric: str) -> str:
         fit = x @ np.linalg.lstsq(x, est - true, rcond=None)[0]
         out.append(f"{name} {spearmanr(true, est - fit).statistic:.3f}")
     return "rho with the error removed by an additive oracle: " + "; ".join(out)
+
+
+# the labelled audits a window may be anchored on: the calm conditions an audit is usually
+# made under, and a strong shift, whose error must not carry into the other windows
+AUDITS = ("none", "lighting-mild", "blur-mild", "cast", "resolution", "lighting-strong")
+
+
+def anchored(found: list[dict], mode: str, metric: str, min_images: int, audit: str) -> list:
+    """The points with each tone group's estimate anchored as monitoring anchors it
+    (`monitoring.anchor`), on a labelled audit of the *other* seed's `audit` batch (other
+    patients; its slices' errors as the audit flow keeps them), so no point is anchored on
+    its own photos. With one seed, nothing is anchored."""
+    from skintwin.monitoring.anchor import anchor_slice, corrections
+
+    audits = {}
+    for seed in {p["batch"].rsplit("/", 1)[1] for p in found}:
+        slices = {
+            p["slice"]: {"images": p.get("images", min_images),
+                         metric: {"error": p[mode][metric] - p["true"][metric],
+                                  "sd": p["true_sd"].get(metric, 0.0)}}
+            for p in found if p["batch"] == f"{audit}/{seed}"
+        }  # fmt: skip
+        audits[seed] = corrections({"slices": slices}, (metric,), min_images)
+    out = []
+    for p in found:
+        other = str(1 - int(p["batch"].rsplit("/", 1)[1]))
+        moves = audits.get(other, {}).get(p["slice"])
+        if moves is None:
+            out.append(p)
+            continue
+        lo, hi = p["interval"][metric]
+        entry = {metric: {"value": p[mode][metric], "lo": lo, "hi": hi},
+                 "baseline": {metric: p["baseline"]["estimate"][metric]["value"]}}  # fmt: skip
+        moved = anchor_slice(entry, moves)
+        baseline = {
+            **p["baseline"],
+            "estimate": {
+                **p["baseline"]["estimate"],
+                metric: {"value": moved["baseline"][metric]},
+            },
+        }
+        out.append({**p, mode: {**p[mode], metric: moved[metric]["value"]},
+                    "interval": {**p["interval"], metric: (moved[metric]["lo"],
+                                                          moved[metric]["hi"])},
+                    "baseline": baseline})  # fmt: skip
+    return out

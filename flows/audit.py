@@ -8,9 +8,11 @@ back, overall and per tone group, beside its test figures and its label-free est
 The label-free estimate says how the model probably does; an audit of a few hundred
 labelled photos says how it did, and how far the estimate was off on them. Writes
 reports/audit/<time>-<token>-<source>/ (audit.json, audit.md), a Prefect artifact, an MLflow
-run under `skin-twin-monitoring`, and an alert when a true figure fell more than
-`monitor.estimate_drop` below the version's test figure. Nothing is written when the sample
-is bad (a label line, an unreadable photo): the error names the file.
+run under `skin-twin-monitoring`, an alert when a true figure fell more than
+`monitor.estimate_drop` below the version's test figure, and the estimate's error on each
+slice in the store, on which later drift checks anchor each tone group's estimate. Nothing
+is written when the sample is bad (a label line, an unreadable photo): the error names the
+file.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from skintwin.monitoring.audit import MIN_IMAGES
 from skintwin.monitoring.scoring import report_dir
 from skintwin.params import load_params
 from skintwin.project import ProjectPaths, safe_name, slug
-from tasks.audit_tasks import audit_labelled, log_audit_to_mlflow, raise_audit_alert, write_audit
+from tasks.audit_tasks import (
+    audit_labelled,
+    keep_audit_errors,
+    log_audit_to_mlflow,
+    raise_audit_alert,
+    write_audit,
+)
 from tasks.monitoring_tasks import load_model, timestamp
 
 
@@ -55,6 +63,7 @@ def audit_flow(
     out_dir = str(report_dir(paths.audit_reports, subject, timestamp()))
     write_audit(result, out_dir)
     alert = raise_audit_alert(root, result, params.monitor, subject)
+    keep_audit_errors(root, result, subject)
     log_audit_to_mlflow(root, result, subject, out_dir)
     get_run_logger().info("audit of %s written to %s", subject, out_dir)
     return {"result": result, "alert": alert, "report_dir": out_dir}

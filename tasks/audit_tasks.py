@@ -12,7 +12,7 @@ from prefect.logging import get_run_logger
 
 from skintwin.io import atomic_write_bytes, atomic_write_json
 from skintwin.model.loaded import LoadedModel
-from skintwin.monitoring import alerts, audit
+from skintwin.monitoring import alerts, anchor, audit
 from skintwin.monitoring.monitor import ModelMonitor
 from skintwin.params import MonitorParams, Params
 from skintwin.project import ProjectPaths
@@ -82,3 +82,12 @@ def log_audit_to_mlflow(root: str, result: dict, subject: str, out_dir: str) -> 
         mlflow.log_params({"subject": subject, "images": result["images"],
                            "model_version": result["model"]["version"]})  # fmt: skip
     return run.info.run_id
+
+
+@task(cache_policy=NO_CACHE, name="keep-audit-errors", retries=1, retry_delay_seconds=[5])
+def keep_audit_errors(root: str, result: dict, subject: str) -> int:
+    """The estimate's error on each audited slice, kept in the store: later drift checks of
+    this version anchor each tone group's estimate on it (`monitoring.anchor`)."""
+    kept = anchor.log_audit(ModelMonitor(project_dir=root).store, result, subject)
+    get_run_logger().info("kept the estimate's error on %d audited slice figures", kept)
+    return kept

@@ -18,7 +18,15 @@ from prefect.logging import get_run_logger
 
 from skintwin.data.images import max_pixels_from_env
 from skintwin.model.loaded import LoadedModel
-from skintwin.monitoring import alerts, drift, performance, reference, scoring, summaries
+from skintwin.monitoring import (
+    alerts,
+    anchor,
+    drift,
+    performance,
+    reference,
+    scoring,
+    summaries,
+)
 from skintwin.monitoring.monitor import ModelMonitor
 from skintwin.params import MonitorParams
 from skintwin.project import ProjectPaths, slug
@@ -108,13 +116,16 @@ def estimate_performance(
     subject: str,
 ) -> dict:
     """The champion's mAP50 and recall on the window, estimated without labels, overall and
-    per tone group; a panel of the drift report (HTML), `performance_estimate.json`, and
-    rows of the store's `performance_estimates` table."""
+    per tone group (each group anchored on the version's last labelled audit, if recent:
+    `monitoring.anchor`); a panel of the drift report (HTML), `performance_estimate.json`,
+    and rows of the store's `performance_estimates` table."""
     if not result["enough_data"]:
         return {"available": False, "reason": result["reason"], "falls": []}
-    estimate = performance.estimate_window(model.estimator_doc(), current, params)
-    performance.write(estimate, Path(out_dir), model.name, model.version)
     store = ModelMonitor(project_dir=root).store
+    estimate = performance.estimate_window(model.estimator_doc(), current, params)
+    audit = anchor.latest_audit(store, model.name, model.version, anchor.anchor_since(params))
+    estimate = anchor.anchor_window(estimate, audit, params)
+    performance.write(estimate, Path(out_dir), model.name, model.version)
     store.log_estimate(estimate, subject, model.name, model.version)
     if estimate["falls"]:
         get_run_logger().warning(

@@ -10,6 +10,7 @@ cancels the estimator's constant bias; `monitor.estimate_drop` is the fall that 
 from __future__ import annotations
 
 import html
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,8 @@ def estimate_markdown(estimate: dict) -> str:
     lines = ["| slice | images | mAP50 (95% CI) | recall (95% CI) | Δ vs test estimate |",
              "|---|---|---|---|---|"]  # fmt: skip
     for name, s in estimate["slices"].items():
-        cells = [f"{s[f]['value']:.3f} [{s[f]['lo']:.3f}, {s[f]['hi']:.3f}]" for f in WATCHED]
+        cells = [f"{s[f]['value']:.3f} [{s[f]['lo']:.3f}, {s[f]['hi']:.3f}]"
+                 + (" ‡" if f in s.get("anchor", {}) else "") for f in WATCHED]  # fmt: skip
         delta = ", ".join(f"{f} {-s['drop'][f]:+.3f}" for f in WATCHED)
         lines.append(f"| {name} | {s['images']} | {cells[0]} | {cells[1]} | {delta} |")
     classes = estimate["slices"]["all"].get("classes") or {}
@@ -122,7 +124,25 @@ def estimate_markdown(estimate: dict) -> str:
             figures = (c["AP50"], c["precision"], c["recall"])
             cells = [f"{v:.3f}" if v is not None else "-" for v in figures]
             lines.append(f"| {name} | {' | '.join(cells)} |")
-    return "\n".join(lines) + f"\n\nFallen: {falls_line(estimate)}\n"
+    return "\n".join(lines) + f"\n\nFallen: {falls_line(estimate)}\n" + _anchor_note(estimate)
+
+
+def _anchor_note(estimate: dict) -> str:
+    """What ‡ means: which audit the tone groups were anchored on."""
+    on = estimate.get("anchored_on")
+    if not on:
+        return ""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(on["ts"]))
+    moved = ", ".join(
+        f"{name} {f} {s['anchor'][f]['by']:+.3f}"
+        for name, s in estimate["slices"].items()
+        for f in s.get("anchor", {})
+    )
+    return (
+        f"\n‡ anchored on the labelled audit `{on['subject']}` ({when}): each tone group moved "
+        f"by its own error there beyond the whole sample's ({moved}); the fall is the "
+        "label-free one.\n"
+    )
 
 
 def write(estimate: dict, out_dir: Path, model: str, version: str) -> None:

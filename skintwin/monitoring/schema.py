@@ -82,6 +82,21 @@ performance_estimates = Table(  # the drift flow's label-free estimates, one row
     Column("baseline", Float),  # the same estimate on the version's test split
     Index("ix_estimates_ts", "ts"),
 )
+audit_errors = Table(  # each labelled audit's error of the label-free estimate, per figure
+    "audit_errors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),  # when the audit ran
+    Column("subject", String(200), nullable=False),  # the audited sample
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(50), nullable=False),
+    Column("slice", String(40), nullable=False),  # "all" or a tone group
+    Column("figure", String(20), nullable=False),  # mAP50, precision, recall
+    Column("images", Integer, nullable=False),
+    Column("error", Float, nullable=False),  # estimated minus true, on the audited photos
+    Column("sd", Float),  # the true figure's sampling error (half-sample spread)
+    Index("ix_audit_errors_model", "model_name", "model_version", "ts"),
+)
 COLUMNS = [c.name for c in predictions.columns if c.name != "id"]
 
 

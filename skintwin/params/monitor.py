@@ -3,7 +3,7 @@ label-free estimates, embedding drift, batch scoring on Dask)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -39,6 +39,11 @@ class MonitorParams(_Section):
     imgsz: Annotated[int, Field(ge=32, le=4096)]
     estimate_drop: Annotated[float, Field(gt=0.0, le=1.0)]  # label-free estimate alert
     estimate_min_images: PositiveInt  # a tone group's own estimate from this many images
+    # each tone group's estimate moved by its own error in the last labelled audit
+    anchor_figures: list[Literal["mAP50", "precision", "recall"]] = Field(
+        default_factory=lambda: ["recall"]
+    )
+    anchor_max_age_days: Annotated[float, Field(gt=0)] = 90
     embed_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01  # MMD p-value, all tests
     embed_permutations: Annotated[int, Field(ge=99, le=10_000)] = 500
     embed_max_rows: Annotated[int, Field(ge=100)] = 2000  # a seeded sample of larger windows
