@@ -117,12 +117,14 @@ def estimate_performance(
 ) -> dict:
     """The champion's mAP50 and recall on the window, estimated without labels, overall and
     per tone group (each group anchored on the version's last labelled audit, if recent:
-    `monitoring.anchor`); a panel of the drift report (HTML), `performance_estimate.json`,
+    `monitoring.anchor`); a fall alerts only where the drift check saw something move
+    (`performance.corroborate`); a panel of the drift report (HTML), `performance_estimate.json`,
     and rows of the store's `performance_estimates` table."""
     if not result["enough_data"]:
         return {"available": False, "reason": result["reason"], "falls": []}
     store = ModelMonitor(project_dir=root).store
     estimate = performance.estimate_window(model.estimator_doc(), current, params)
+    estimate = performance.corroborate(estimate, result["moved"], params)
     audit = anchor.latest_audit(store, model.name, model.version, anchor.anchor_since(params))
     estimate = anchor.anchor_window(estimate, audit, params)
     performance.write(estimate, Path(out_dir), model.name, model.version)

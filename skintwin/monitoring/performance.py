@@ -82,12 +82,25 @@ def estimate_window(doc: dict, current: pd.DataFrame, params: MonitorParams) -> 
     return {"available": True, "slices": out, "falls": falls}
 
 
-def falls_line(estimate: dict) -> str:
+def corroborate(estimate: dict, moved: dict, params: MonitorParams) -> dict:
+    """The estimate with its falls set aside as `unconfirmed` (reported, never alerted)
+    when the window's drift check saw nothing move (`moved`: its kinds, empty) and
+    `monitor.estimate_needs_drift` is on. A fixed model's performance changes only with
+    what it is shown; a window that shows nothing new but fewer detections most likely
+    holds fewer lesions, which no detection can tell from a model that misses them, or a
+    chance dip of a small sample (the README's drift table: of three calm windows whose
+    estimate fell, two held 4–8% fewer lesions, one a true recall 0.05 below the test's)."""
+    if not (params.estimate_needs_drift and estimate.get("falls")) or moved:
+        return estimate
+    return {**estimate, "falls": [], "unconfirmed": estimate["falls"]}
+
+
+def falls_line(estimate: dict, key: str = "falls") -> str:
     """e.g. "recall on dark 0.61 (−0.21)"; "none" when nothing fell."""
     return (
         "; ".join(
             f"{f['figure']} on {f['slice']} {f['now']:.2f} (−{f['drop']:.2f})"
-            for f in estimate.get("falls", [])
+            for f in estimate.get(key, [])
         )
         or "none"
     )
@@ -124,7 +137,14 @@ def estimate_markdown(estimate: dict) -> str:
             figures = (c["AP50"], c["precision"], c["recall"])
             cells = [f"{v:.3f}" if v is not None else "-" for v in figures]
             lines.append(f"| {name} | {' | '.join(cells)} |")
-    return "\n".join(lines) + f"\n\nFallen: {falls_line(estimate)}\n" + _anchor_note(estimate)
+    unconfirmed = (
+        f"\nFell in a window whose inputs and predictions moved nowhere (not alerted: most "
+        f"likely fewer lesions, not a model that misses): {falls_line(estimate, 'unconfirmed')}\n"
+        if estimate.get("unconfirmed")
+        else ""
+    )
+    fallen = f"\n\nFallen: {falls_line(estimate)}\n"
+    return "\n".join(lines) + fallen + unconfirmed + _anchor_note(estimate)
 
 
 def _anchor_note(estimate: dict) -> str:

@@ -39,6 +39,7 @@ class MonitorParams(_Section):
     imgsz: Annotated[int, Field(ge=32, le=4096)]
     estimate_drop: Annotated[float, Field(gt=0.0, le=1.0)]  # label-free estimate alert
     estimate_min_images: PositiveInt  # a tone group's own estimate from this many images
+    estimate_needs_drift: bool = True  # a fall alerts only where the drift check saw a move
     # each tone group's estimate moved by its own error in the last labelled audit
     anchor_figures: list[Literal["mAP50", "precision", "recall"]] = Field(
         default_factory=lambda: ["recall"]

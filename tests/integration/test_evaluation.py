@@ -167,6 +167,8 @@ def test_a_labelled_audit_measures_the_champion_and_alarms_on_a_true_fall(
 
     from PIL import Image
 
+    from skintwin.monitoring import anchor
+    from skintwin.monitoring.monitor import ModelMonitor
     from skintwin.ops.cli import main as skintwin
     from skintwin.params import load_params
     from skintwin.registry import client, promotion
@@ -195,6 +197,8 @@ def test_a_labelled_audit_measures_the_champion_and_alarms_on_a_true_fall(
         assert true["lo"] <= true["value"] <= true["hi"] and true["hi"] - true["lo"] > 0
         assert abs(whole["estimate_error"][figure]) < 0.15, whole
     assert not [f for f in same["falls"] if f["slice"] == "all" and f["sure"]], same["falls"]
+    kept = anchor.latest_audit(ModelMonitor(project_dir=trained.root).store, NAME, version, 0)
+    assert kept and kept["subject"] == "same" and "all" in kept["slices"]  # it anchors later
 
     tiny = audit("tiny")
     fell = {f["figure"]: f for f in tiny["falls"] if f["slice"] == "all"}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from skintwin.monitoring.performance import (
+    corroborate,
     estimate_line,
     estimate_markdown,
     estimate_window,
@@ -53,6 +54,19 @@ def test_a_window_like_the_test_split_has_no_fall_and_a_degraded_one_does() -> N
     assert "recall on all" in falls_line(worse)
     assert estimate_line(worse).startswith("estimated without labels: mAP50 ")
     assert "not available (too weak)" in estimate_line({"available": False, "reason": "too weak"})
+
+
+def test_a_fall_where_nothing_moved_is_reported_but_not_alerted() -> None:
+    worse = estimate_window(_doc(), _window(simulate(5, tp_conf=(1.5, 3))), PARAMS)
+    assert worse["falls"]
+    calm = corroborate(worse, {}, PARAMS)
+    assert calm["falls"] == [] and calm["unconfirmed"] == worse["falls"]
+    assert "not alerted" in estimate_markdown(calm)
+    assert "recall on all" in falls_line(calm, "unconfirmed")
+    assert corroborate(worse, {"appearance": ["blur"]}, PARAMS) is worse  # a move: it stands
+    alone = PARAMS.model_copy(update={"estimate_needs_drift": False})
+    assert corroborate(worse, {}, alone) is worse
+    assert "not alerted" not in estimate_markdown(worse)
 
 
 def test_no_estimator_or_too_high_a_floor_says_why() -> None:
