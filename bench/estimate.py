@@ -57,6 +57,8 @@ def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], 
     """One point per (batch, slice): the validator's true figures on the labelled images,
     and the estimate from the service's detections on the same images; both batches'
     detections (and slices) and the estimator kept under `keep`, to score variants on."""
+    from bench.drift import monitoring_setup, scored
+    from skintwin.monitoring.drift import check_drift
     from skintwin.monitoring.performance import slice_baseline
     from skintwin.ops.gatesim import labelled_detections
     from skintwin.training.served import served_stats
@@ -64,6 +66,7 @@ def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], 
     from skintwin.training.uncertainty import half_spread
 
     estimator, tests, params, weights = _fit(project, keep)
+    model, reference, monitor = monitoring_setup(project, work)
     truth = partial(true_figures, operating_conf=OPERATING)
     base = tests["all"]
     print(f"estimate bench: test split true {base['true']} estimated "
@@ -80,12 +83,17 @@ def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], 
                 weights, images, folder / "labels", names, OPERATING, params.evaluate.imgsz
             )
             parts = slices(groups, s["min_group"])
+            # the drift check on the whole batch, as the drift flow runs it beside the
+            # estimate: what moved (`performance.corroborate` alerts a fall only then)
+            moved = check_drift(reference, scored(model, monitor, folder / "images", shift),
+                                monitor)["moved"]  # fmt: skip
             stats.save(keep / f"{shift}-{seed}-labelled.npz")
             served.save(keep / f"{shift}-{seed}-served.npz",
                         **{f"slice_{n}": m for n, m in parts.items()})  # fmt: skip
             for name, members in parts.items():
                 labelled = stats.subset(members)
                 point = {"batch": f"{shift}/{seed}", "slice": name, "images": len(members),
+                         "moved": sorted(moved),
                          "true": truth(labelled),
                          "true_sd": half_spread(labelled, truth),
                          "baseline": slice_baseline(tests, name)}  # fmt: skip
@@ -111,7 +119,7 @@ def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], 
                 print(
                     f"estimate bench: {shift:14} {name:12} n={len(members):3} true/est "
                     f"mAP50 {t['mAP50']:.3f}/{e['mAP50']:.3f} "
-                    f"recall {t['recall']:.3f}/{e['recall']:.3f}"
+                    f"recall {t['recall']:.3f}/{e['recall']:.3f} moved {sorted(moved)}"
                 )
     return out, params.monitor
 
@@ -135,21 +143,29 @@ def report(found: list[dict], monitor, images: int) -> list[Row]:
     """The table's rows and the diagnostics printed beside them, from a run's points (a
     saved run's again: `python -m bench.estimate bench/results/estimate-<size>-<time>`).
     `monitor`: the `monitor` params (the alarm's drop, what anchoring on an audit does)."""
-    alarm = monitor.estimate_drop
+    alarm, needs = monitor.estimate_drop, monitor.estimate_needs_drift
     whole = [p for p in found if p["slice"] == "all"]
     rows = []
     for mode in MODES:
         for metric in ("mAP50", "recall"):
-            rows += _rows(found, alarm, mode, metric) + checks.ceiling(found, metric)
+            rows += _rows(found, alarm, mode, metric, needs=needs) + checks.ceiling(found, metric)
             rows += checks.twin(found, mode, metric)
-            rows += _rows(whole, alarm, mode, metric, f"{images} images") + checks.ceiling(
+            rows += _rows(whole, alarm, mode, metric, f"{images} images", needs) + checks.ceiling(
                 whole, metric, f"{images} images"
             )
             trade = "; ".join(
-                "{} → {} of {} (false {} of {})".format(a, *_flags(found, a, mode, metric))
+                "{} → {} of {} (false {} of {})".format(a, *_flags(found, a, mode, metric, needs))
                 for a in OTHER_DROPS
             )
             print(f"estimate bench: {metric} flagged at other monitor.estimate_drop: {trade}")
+            alone = "; ".join(
+                "{} → {} of {} (false {} of {})".format(a, *_flags(found, a, mode, metric, False))
+                for a in OTHER_DROPS
+            )
+            print(f"estimate bench: {metric} flagged without the drift check's corroboration "
+                  f"(estimate_needs_drift false): {alone}")  # fmt: skip
+            quiet = [p["batch"] for p in whole if not p.get("moved", True)]
+            print(f"estimate bench: batches whose drift check saw nothing move: {quiet}")
             print(f"estimate bench: {metric} {checks.told(found, metric)}")
             print(f"estimate bench: {metric} {checks.by_group(found, mode, metric)}")
             print(f"estimate bench: {metric} {checks.by_slice(found, mode, metric)}")
@@ -169,36 +185,47 @@ def _anchored(found: list[dict], monitor, mode: str, metric: str) -> list[Row]:
         if moved == found:  # one seed, or no tone group of estimate_min_images: none moved
             continue
         label = f"anchored on an audit of the other seed's '{audit}' batch"
-        new = _rows(moved, monitor.estimate_drop, mode, metric, label)
-        print("estimate bench: " + "; ".join(f"{r.name} {r.value:.3f}" for r in new))
+        new = _rows(
+            moved, monitor.estimate_drop, mode, metric, label, monitor.estimate_needs_drift
+        )
+        inside, mae, rho = (r.value for r in new[:3])  # its alarms: the label-free ones
+        print(f"estimate bench: {metric} {label}: MAE {mae:.3f}, rho {rho:.3f}, truth "
+              f"inside the interval {inside:.0f} of {len(moved)}")  # fmt: skip
         if audit == checks.AUDITS[0] and metric in monitor.anchor_figures:
             rows += new
     return rows
 
 
-def _flags(found: list[dict], alarm: float, mode: str, metric: str) -> tuple[int, ...]:
-    """(true falls ≥ DROP flagged, such falls, calm slices flagged, calm slices)."""
+def _flags(
+    found: list[dict], alarm: float, mode: str, metric: str, needs_drift: bool = True
+) -> tuple[int, ...]:
+    """(true falls ≥ DROP flagged, such falls, calm slices flagged, calm slices); with
+    `needs_drift`, a fall counts only in a batch whose drift check saw something move
+    (`performance.corroborate`; a point saved before the bench ran the check: as moved)."""
     from skintwin.monitoring.performance import fall
 
     def fell(p: dict, by: float) -> bool:
         return p["baseline"]["true"][metric] - p["true"][metric] >= by
 
     def flagged(p: dict) -> bool:
-        return fall(p["baseline"]["estimate"][metric]["value"], p[mode][metric]) > alarm
+        fallen = fall(p["baseline"]["estimate"][metric]["value"], p[mode][metric]) > alarm
+        return fallen and (not needs_drift or bool(p.get("moved", True)))
 
     dropped = [p for p in found if fell(p, DROP)]
     calm = [p for p in found if not fell(p, CALM)]
     return (sum(map(flagged, dropped)), len(dropped), sum(map(flagged, calm)), len(calm))
 
 
-def _rows(found: list[dict], alarm: float, mode: str, metric: str, label: str = "") -> list[Row]:
+def _rows(
+    found: list[dict], alarm: float, mode: str, metric: str, label: str = "", needs: bool = True
+) -> list[Row]:
     from scipy.stats import spearmanr
 
     true = np.array([p["true"][metric] for p in found])
     est = np.array([p[mode][metric] for p in found])
     mae = float(np.mean(np.abs(true - est)))
     rho = float(spearmanr(true, est).statistic)
-    hit, dropped, false, calm = _flags(found, alarm, mode, metric)
+    hit, dropped, false, calm = _flags(found, alarm, mode, metric, needs)
     rate = 100 * hit / dropped if dropped else float("nan")
     name = f"{mode}: {metric}" + (f" ({label})" if label else "")
     held = {k: sum(p[k][metric][0] <= p["true"][metric] <= p[k][metric][1] for p in found)
