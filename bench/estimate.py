@@ -10,11 +10,11 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
 from bench import estimate_checks as checks
 from bench.common import Row, result_path
 from bench.estimate_checks import KNOWN
+from bench.estimate_scores import rows as score
+from bench.estimate_scores import trade
 
 SIZES = {
     "small": {"images": 200, "seeds": 1, "min_group": 30},
@@ -28,11 +28,6 @@ BATCHES = (
     "cast", "cast-strong", "resolution", "resolution-low", "tone", "lesions",
     "lighting-strong", "bright-strong", "blur-severe", "resolution-tiny", "cast-severe",
 )  # fmt: skip
-DROP = 0.10  # a true fall of this much below the test value must be flagged
-CALM = 0.05  # a slice whose true figure fell less than this has nothing to flag
-# flagged: as monitoring alerts (`performance.estimate_window`), the estimate more than
-# `monitor.estimate_drop` below the same estimate on the test split (the slice's, else all)
-OTHER_DROPS = (0.03, 0.05, 0.07, 0.08, 0.10)  # the trade-off printed beside the project's setting
 MODES = ("max",)  # how the estimator counts lesions (the one monitoring uses)
 OPERATING = 0.25  # production's confidence: the detections the store keeps
 
@@ -148,22 +143,14 @@ def report(found: list[dict], monitor, images: int) -> list[Row]:
     rows = []
     for mode in MODES:
         for metric in ("mAP50", "recall"):
-            rows += _rows(found, alarm, mode, metric, needs=needs) + checks.ceiling(found, metric)
+            rows += score(found, alarm, mode, metric, needs=needs) + checks.ceiling(found, metric)
             rows += checks.twin(found, mode, metric)
-            rows += _rows(whole, alarm, mode, metric, f"{images} images", needs) + checks.ceiling(
+            rows += score(whole, alarm, mode, metric, f"{images} images", needs) + checks.ceiling(
                 whole, metric, f"{images} images"
             )
-            trade = "; ".join(
-                "{} → {} of {} (false {} of {})".format(a, *_flags(found, a, mode, metric, needs))
-                for a in OTHER_DROPS
-            )
-            print(f"estimate bench: {metric} flagged at other monitor.estimate_drop: {trade}")
-            alone = "; ".join(
-                "{} → {} of {} (false {} of {})".format(a, *_flags(found, a, mode, metric, False))
-                for a in OTHER_DROPS
-            )
-            print(f"estimate bench: {metric} flagged without the drift check's corroboration "
-                  f"(estimate_needs_drift false): {alone}")  # fmt: skip
+            print(f"estimate bench: {metric} flagged at other monitor.estimate_drop: "
+                  f"{trade(found, mode, metric, needs)}; without the drift check's "
+                  f"corroboration: {trade(found, mode, metric, False)}")  # fmt: skip
             quiet = [p["batch"] for p in whole if not p.get("moved", True)]
             print(f"estimate bench: batches whose drift check saw nothing move: {quiet}")
             print(f"estimate bench: {metric} {checks.told(found, metric)}")
@@ -185,7 +172,7 @@ def _anchored(found: list[dict], monitor, mode: str, metric: str) -> list[Row]:
         if moved == found:  # one seed, or no tone group of estimate_min_images: none moved
             continue
         label = f"anchored on an audit of the other seed's '{audit}' batch"
-        new = _rows(
+        new = score(
             moved, monitor.estimate_drop, mode, metric, label, monitor.estimate_needs_drift
         )
         inside, mae, rho = (r.value for r in new[:3])  # its alarms: the label-free ones
@@ -194,52 +181,6 @@ def _anchored(found: list[dict], monitor, mode: str, metric: str) -> list[Row]:
         if audit == checks.AUDITS[0] and metric in monitor.anchor_figures:
             rows += new
     return rows
-
-
-def _flags(
-    found: list[dict], alarm: float, mode: str, metric: str, needs_drift: bool = True
-) -> tuple[int, ...]:
-    """(true falls ≥ DROP flagged, such falls, calm slices flagged, calm slices); with
-    `needs_drift`, a fall counts only in a batch whose drift check saw something move
-    (`performance.corroborate`; a point saved before the bench ran the check: as moved)."""
-    from skintwin.monitoring.performance import fall
-
-    def fell(p: dict, by: float) -> bool:
-        return p["baseline"]["true"][metric] - p["true"][metric] >= by
-
-    def flagged(p: dict) -> bool:
-        fallen = fall(p["baseline"]["estimate"][metric]["value"], p[mode][metric]) > alarm
-        return fallen and (not needs_drift or bool(p.get("moved", True)))
-
-    dropped = [p for p in found if fell(p, DROP)]
-    calm = [p for p in found if not fell(p, CALM)]
-    return (sum(map(flagged, dropped)), len(dropped), sum(map(flagged, calm)), len(calm))
-
-
-def _rows(
-    found: list[dict], alarm: float, mode: str, metric: str, label: str = "", needs: bool = True
-) -> list[Row]:
-    from scipy.stats import spearmanr
-
-    true = np.array([p["true"][metric] for p in found])
-    est = np.array([p[mode][metric] for p in found])
-    mae = float(np.mean(np.abs(true - est)))
-    rho = float(spearmanr(true, est).statistic)
-    hit, dropped, false, calm = _flags(found, alarm, mode, metric, needs)
-    rate = 100 * hit / dropped if dropped else float("nan")
-    name = f"{mode}: {metric}" + (f" ({label})" if label else "")
-    held = {k: sum(p[k][metric][0] <= p["true"][metric] <= p[k][metric][1] for p in found)
-            for k in ("interval", "window only")}  # fmt: skip
-    return [
-        Row(f"{name} truth inside the 95% interval (the window's bootstrap alone: "
-            f"{held['window only']} of {len(found)})", held["interval"], f"of {len(found)}"),
-        Row(f"{name} mean abs error ({len(found)} points)", mae, "", target="≤ 0.05",
-            ok=mae <= 0.05),
-        Row(f"{name} Spearman rho vs true", rho, "", target="≥ 0.8", ok=rho >= 0.8),
-        Row(f"{name} drop ≥ {DROP} alarmed at {alarm} ({hit} of {dropped}; false "
-            f"{false} of {calm})", rate, "%", target="≥ 90%",
-            ok=bool(dropped) and rate >= 90),
-    ]  # fmt: skip
 
 
 if __name__ == "__main__":  # re-rank a saved run: python -m bench.estimate <its folder>
