@@ -113,7 +113,7 @@ def alarms(project: Path, work: Path, s: dict) -> dict[str, list[dict]]:
             [f"{f['figure']}@{f['slice']}" for f in estimate.get(key, [])]
             for key in ("falls", "unconfirmed")
         )
-        emb = result["embedding"]
+        emb, within = result["embedding"], result["within_groups"]
         verdict = {
             "severity": severity(result, monitor),
             "moved": result["moved"],
@@ -121,6 +121,8 @@ def alarms(project: Path, work: Path, s: dict) -> dict[str, list[dict]]:
             "unconfirmed": unconfirmed,  # fell where nothing moved: not alerted
             "embedding": emb.get("drifted_slices") if emb.get("available") else None,
             "columns": result["drift_share"] >= monitor.drift_share,  # the column tests alone
+            # the strongest within-group evidence that the photos changed, and its bar
+            "within": (min(within["p_values"].values(), default=1.0), within["threshold"]),
         }
         out.setdefault(shift, []).append(verdict)
         print(f"drift bench: {shift:10} seed {seed}: {verdict}", flush=True)
@@ -203,9 +205,11 @@ def _tone_rows(found: dict[str, list[dict]]) -> list[Row]:
     for shift in ("lighting", "bright", "cast"):
         runs = found[shift]
         claimed = sum(1 for v in runs if "tone mix" in v["moved"])
+        weakest = max(runs, key=lambda v: v["within"][0])["within"]  # the nearest call
         rows.append(
             Row(
-                f"{shift}: windows reported as a tone-mix change ({claimed} of {len(runs)})",
+                f"{shift}: windows reported as a tone-mix change ({claimed} of {len(runs)}; "
+                f"the weakest window's within-group p {weakest[0]:.1e}, bar {weakest[1]:.0e})",
                 claimed,
                 "",
                 target=f"≤ {len(runs) // 10}",

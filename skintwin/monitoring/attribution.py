@@ -34,6 +34,7 @@ def within_groups(reference: pd.DataFrame, current: pd.DataFrame, params: Monito
 
     Returns:
         {"tests": features tested, "groups": groups compared, "threshold": per feature,
+         "p_values": each tested feature's combined p-value (how near a call was),
          "changed": [{"column", "p_value", "groups": those with p < 0.05 on their own}]}.
     """
     columns = [c for c in WITHIN_COLUMNS if c in reference and c in current]
@@ -46,7 +47,7 @@ def within_groups(reference: pd.DataFrame, current: pd.DataFrame, params: Monito
                 groups.append((group, a, b))
     tested = [c for c in columns if groups]
     threshold = params.num_threshold / max(1, len(tested))
-    changed = []
+    changed, combined_p = [], {}
     for column in tested:
         p_values = {
             g: max(float(ks_2samp(a[column].dropna(), b[column].dropna()).pvalue), 1e-300)
@@ -56,11 +57,12 @@ def within_groups(reference: pd.DataFrame, current: pd.DataFrame, params: Monito
         if not p_values:
             continue
         combined = float(chi2.sf(-2.0 * np.log(list(p_values.values())).sum(), 2 * len(p_values)))
+        combined_p[column] = combined
         if combined < threshold:
             alone = [g for g, p in p_values.items() if p < 0.05]
             changed.append({"column": column, "p_value": combined, "groups": alone})
     return {"tests": len(tested), "groups": [g for g, _, _ in groups], "threshold": threshold,
-            "changed": changed}  # fmt: skip
+            "p_values": combined_p, "changed": changed}  # fmt: skip
 
 
 def attribute(moved: dict[str, list[str]], within: dict, embedding: dict) -> dict[str, list]:

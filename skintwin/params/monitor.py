@@ -48,7 +48,7 @@ class MonitorParams(_Section):
     embed_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01  # MMD p-value, all tests
     embed_permutations: Annotated[int, Field(ge=99, le=10_000)] = 500
     embed_max_rows: Annotated[int, Field(ge=100)] = 2000  # a seeded sample of larger windows
-    within_min_images: Annotated[int, Field(ge=5)] = 15  # a group in the within-group tests
+    within_min_images: Annotated[int, Field(ge=5)] = 10  # a group in the within-group tests
     dask_min_images: PositiveInt = 2000  # a batch this large is scored on Dask, in chunks
     dask_workers: Annotated[int, Field(ge=1, le=256)] = 2  # local cluster (no scheduler set)
     chunk_images: Annotated[int, Field(ge=1, le=100_000)] = 256  # images per Dask task

@@ -83,7 +83,8 @@ def test_a_new_patient_mix_is_a_tone_mix_and_a_darker_light_is_not(monitor) -> N
     calm = _frame(rng, 300, even)
     dim = _frame(rng, 300, even, scale=0.8)
 
-    assert within_groups(reference, calm, monitor)["changed"] == []
+    still = within_groups(reference, calm, monitor)
+    assert still["changed"] == [] and min(still["p_values"].values()) >= still["threshold"]
     assert within_groups(reference, darker_mix, monitor)["changed"] == []
     changed = within_groups(reference, dim, monitor)["changed"]
     assert {c["column"] for c in changed} >= {"brightness", "contrast"}
@@ -97,6 +98,20 @@ def test_a_new_patient_mix_is_a_tone_mix_and_a_darker_light_is_not(monitor) -> N
         assert severity(result, monitor) == ("critical" if kind == "tone mix" else "warning")
     confirmed = attribute(column_moves, within_groups(reference, darker_mix, monitor), {})
     assert confirmed["tone mix"][-1] == "brightness (follows the mix)"
+
+
+def test_a_group_is_compared_within_from_within_min_images_on_both_sides(monitor) -> None:
+    # a darker light leaves some groups thin: each that holds the minimum must still count
+    rng = np.random.default_rng(3)
+    reference = _frame(rng, 240, dict.fromkeys(TONE_GROUPS, 1.0))
+    dark = _frame(rng, 120, {"dark": 1.0}, scale=0.8)
+    n = monitor.within_min_images
+    for rows, compared in ((n, True), (n - 1, False)):
+        window = pd.concat([dark, _frame(rng, rows, {"tan": 1.0}, scale=0.8)])
+        within = within_groups(reference, window, monitor)
+        assert ("tan" in within["groups"]) is compared, (rows, within["groups"])
+        assert within["groups"][-1] == "dark" and within["changed"]
+        assert within["p_values"]["brightness"] < within["threshold"]
 
 
 def test_embedding_drift_per_group_with_bonferroni(monitor) -> None:
