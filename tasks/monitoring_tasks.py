@@ -133,6 +133,11 @@ def estimate_performance(
         get_run_logger().warning(
             "estimated performance fell: %s", performance.falls_line(estimate)
         )
+    if estimate.get("unconfirmed"):
+        get_run_logger().info(
+            "estimated performance fell where nothing else moved (not alerted): %s",
+            performance.falls_line(estimate, "unconfirmed"),
+        )
     return estimate
 
 
