@@ -104,8 +104,13 @@ def weighted_map(stats: DetectionStats, weights: np.ndarray, metric: str = "mAP5
             continue
         aps = [_ap_to_last_hit(stats, sel, t, weights, n_gt) for t in METRIC_IOUS[metric]]
         per_class[:, k] = np.where(n_gt > 0, np.mean(aps, axis=0), np.nan)
-    with np.errstate(all="ignore"):
-        return np.nanmean(per_class, axis=1) if len(classes) else np.zeros(len(weights))
+    if not len(classes):
+        return np.zeros(len(weights))
+    # the mean over the classes present; NaN for a resample with none (np.nanmean's value,
+    # without its "Mean of empty slice" warning, which np.errstate does not silence)
+    present = (~np.isnan(per_class)).sum(axis=1)
+    total = np.nansum(per_class, axis=1)
+    return np.divide(total, present, out=np.full(len(weights), np.nan), where=present > 0)
 
 
 def _ap_to_last_hit(stats: DetectionStats, sel: np.ndarray, t: int, weights, n_gt) -> np.ndarray:
