@@ -24,6 +24,11 @@ from skintwin.params import MonitorParams
 WITHIN_COLUMNS = ("brightness", "contrast", "saturation", "sharpness", "ita")
 
 
+def not_compared() -> dict:
+    """`within_groups`' result where nothing could be compared (a window too small)."""
+    return {"tests": 0, "groups": [], "threshold": None, "p_values": {}, "changed": []}
+
+
 def within_groups(reference: pd.DataFrame, current: pd.DataFrame, params: MonitorParams) -> dict:
     """Does each image feature keep its distribution within the tone groups?
 
@@ -108,7 +113,7 @@ def panel(result: dict) -> str:
         )
     else:
         body = f"<p>Embedding drift: not available ({html.escape(emb.get('reason', '-'))}).</p>"
-    within = result.get("within_groups") or {"tests": 0, "changed": []}
+    within = result.get("within_groups") or not_compared()
     changes = ", ".join(f"{c['column']} (p = {c['p_value']:.2g})" for c in within["changed"])
     verdict = (
         f"changed: {html.escape(changes)} (the photos changed, not only who is in them)"

@@ -15,7 +15,7 @@ import pandas as pd
 
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_dir, atomic_write_bytes, atomic_write_json
-from skintwin.monitoring.attribution import attribute, panel, within_groups
+from skintwin.monitoring.attribution import attribute, not_compared, panel, within_groups
 from skintwin.monitoring.embedding_drift import embedding_drift
 from skintwin.names import (
     CATEGORICAL_DRIFT_COLUMNS,
@@ -93,13 +93,7 @@ def check_drift(
             "drifted_columns": [],
             "moved": {},
             "embedding": {"available": False, "reason": reason},
-            "within_groups": {
-                "tests": 0,
-                "groups": [],
-                "threshold": None,
-                "p_values": {},
-                "changed": [],
-            },
+            "within_groups": not_compared(),
             "columns": {},
             "scores": {},
             "current_rows": len(current),
