@@ -33,11 +33,16 @@ def _sh(cmd: list[str], cwd: Path) -> None:
     )
 
 
-def _project(work: Path, size: str, device: str = "cpu") -> Path:
+def _project(work: Path, size: str, device: str = "cpu", seed: int | None = None) -> Path:
+    """A scratch project of this size; `seed` (when given) draws other demo photos, splits
+    them and trains from it: another model on the same recipe."""
     from skintwin.ops.scratch import SOURCE, scratch_project
 
     s = SIZES[size]
     params = yaml.safe_load((SOURCE / "params.yaml").read_text())
+    if seed is not None:
+        for section in ("generate", "preprocess", "train"):
+            params[section]["seed"] = seed
     params["generate"].update(n_images=s["n_images"], image_size=s["image_size"])
     params["train"].update(epochs=s["epochs"], imgsz=s["imgsz"], device=device)
     params["preprocess"]["min_test_per_group"] = s["min_test"]
@@ -45,12 +50,12 @@ def _project(work: Path, size: str, device: str = "cpu") -> Path:
     return scratch_project(work / "project", params)
 
 
-def trained_project(work: Path, size: str, device: str = "cpu") -> Path:
+def trained_project(work: Path, size: str, device: str = "cpu", seed: int | None = None) -> Path:
     """Only the project with its trained champion, for the benchmarks that need a model
     but not the training figures (one flow run, no plain `yolo train` beside it)."""
     from flows.training import training_flow
 
-    root = _project(work, size, device)
+    root = _project(work, size, device, seed)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     training_flow(project_dir=str(root))
     return root
@@ -98,7 +103,9 @@ def _plain_command(root: Path, work: Path, n: int) -> list[str]:
     ]
 
 
-def run(work: Path, size: str, device: str = "cpu") -> tuple[list[Row], Path]:
+def run(
+    work: Path, size: str, device: str = "cpu", seed: int | None = None
+) -> tuple[list[Row], Path]:
     """The rows, and the project whose trained champion the serving benchmark reuses.
 
     Flow and plain run in the order plain, flow, flow, plain: the machine's speed drifts
@@ -109,7 +116,7 @@ def run(work: Path, size: str, device: str = "cpu") -> tuple[list[Row], Path]:
 
     from flows.training import training_flow
 
-    root = _project(work, size, device)
+    root = _project(work, size, device, seed)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     _sh([sys.executable, "-m", "dvc", "repro", "preprocess"], root)
     print(f"training on {_device_name(device)}")
