@@ -145,11 +145,13 @@ def estimate_performance(
 def raise_performance_alert(
     root: str, estimate: dict, params: MonitorParams, subject: str
 ) -> dict | None:
-    """Alert when an estimated figure fell more than `monitor.estimate_drop` (de-duplicated)."""
+    """Alert when an estimated figure fell more than `monitor.estimate_drop` (de-duplicated);
+    clear the state when all is clear (`performance.all_clear`: an unconfirmed fall does
+    neither)."""
     store = ModelMonitor(project_dir=root).store
     key = f"performance:{subject}"
     if not estimate["falls"]:
-        if estimate["available"]:
+        if performance.all_clear(estimate):
             store.clear_alert(key)
         return None
     summary = f"estimated without labels: {performance.falls_line(estimate)}"

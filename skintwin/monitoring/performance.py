@@ -95,6 +95,18 @@ def corroborate(estimate: dict, moved: dict, params: MonitorParams) -> dict:
     return {**estimate, "falls": [], "unconfirmed": estimate["falls"]}
 
 
+def all_clear(estimate: dict) -> bool:
+    """Whether the window says a performance condition is over: estimated, nothing fell,
+    and nothing set aside as unconfirmed (a fall seen again where the drift check just
+    missed may be the condition an earlier window alerted on: it neither alerts nor ends
+    that alert, or the next window's would be sent again as new)."""
+    return (
+        bool(estimate.get("available"))
+        and not estimate["falls"]
+        and not estimate.get("unconfirmed")
+    )
+
+
 def falls_line(estimate: dict, key: str = "falls") -> str:
     """e.g. "recall on dark 0.61 (−0.21)"; "none" when nothing fell."""
     return (

@@ -151,3 +151,35 @@ def test_drift_direction_follows_the_method(
     from skintwin.monitoring.drift import drifted as verdict
 
     assert verdict(method, score, threshold) is drifted
+
+
+def test_an_unconfirmed_fall_neither_alerts_nor_ends_the_alert(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Window 1 fell where drift was seen: alerted. Window 2 fell again, but the drift
+    check just missed: set aside, and the alert's state is kept (else window 3 would page
+    again as new). Window 3 holds its figures: the condition is over."""
+    from skintwin.monitoring.monitor import ModelMonitor
+    from skintwin.monitoring.performance import corroborate, estimate_window
+    from tasks.monitoring_tasks import raise_performance_alert
+    from tests.unit.test_estimator import simulate
+    from tests.unit.test_performance import PARAMS, _doc, _window
+
+    monkeypatch.delenv("SKINTWIN_MONITOR_DB", raising=False)
+    for name in ("params.yaml", "dvc.yaml"):  # a project folder, its store its own
+        (tmp_path / name).write_text((REPO / name).read_text())
+    root, key = str(tmp_path), "performance:clinic-a"
+    fell = estimate_window(_doc(), _window(simulate(5, tp_conf=(1.5, 3))), PARAMS)
+    held = estimate_window(_doc(), _window(simulate(5)), PARAMS)
+    assert fell["falls"] and not held["falls"]
+
+    def keys() -> list[str]:
+        return [a["key"] for a in ModelMonitor(project_dir=root).store.ongoing_alerts(0.0)]
+
+    assert raise_performance_alert.fn(root, fell, PARAMS, "clinic-a")["severity"] == "warning"
+    assert keys() == [key]
+    unconfirmed = corroborate(fell, {}, PARAMS)
+    assert raise_performance_alert.fn(root, unconfirmed, PARAMS, "clinic-a") is None
+    assert keys() == [key]
+    assert raise_performance_alert.fn(root, held, PARAMS, "clinic-a") is None
+    assert keys() == []
