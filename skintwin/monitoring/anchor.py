@@ -33,7 +33,9 @@ WHOLE = "all"
 
 def log_audit(store, result: dict, subject: str, now: float | None = None) -> int:
     """Keep an audit's error of the estimate (`audit.audit_sample`'s result) in the store:
-    a row per slice and figure. An audit without an estimate keeps nothing."""
+    a row per slice and figure, with the truth's sampling error (None where the audit could
+    not measure it: that figure of that slice anchors nothing). An audit without an
+    estimate keeps nothing."""
     if not result.get("estimate_available"):
         return 0
     ts = time.time() if now is None else now
@@ -41,8 +43,7 @@ def log_audit(store, result: dict, subject: str, now: float | None = None) -> in
     rows = [
         {"ts": ts, "subject": subject, "model_name": model["name"],
          "model_version": str(model["version"]), "slice": name, "figure": figure,
-         "images": s["images"], "error": error,
-         "sd": (s["true"][figure]["hi"] - s["true"][figure]["lo"]) / (2 * Z95)}
+         "images": s["images"], "error": error, "sd": s["true_sd"].get(figure)}
         for name, s in result["slices"].items()
         for figure, error in s.get("estimate_error", {}).items()
     ]  # fmt: skip
@@ -83,9 +84,9 @@ def corrections(audit: dict, figures: tuple[str, ...], min_images: int) -> dict:
             continue
         # the shift's error: the group's truth's (the whole sample's is smaller, and shared)
         moves = {
-            f: (-(s[f]["error"] - whole[f]["error"]), s[f]["sd"] or 0.0)
+            f: (-(s[f]["error"] - whole[f]["error"]), s[f]["sd"])
             for f in figures
-            if f in s and f in whole
+            if f in s and f in whole and s[f]["sd"] is not None  # an unknown error: no move
         }
         if moves:
             out[name] = moves
@@ -94,8 +95,9 @@ def corrections(audit: dict, figures: tuple[str, ...], min_images: int) -> dict:
 
 def anchor_slice(entry: dict, moves: dict) -> dict:
     """A slice of `performance.estimate_window` moved by `moves` ({figure: (shift, sd)}):
-    value and baseline shifted alike (the drop is kept), the interval widened by `sd` in
-    quadrature, and the label-free value kept under "anchor"."""
+    value and baseline shifted alike, each kept within [0, 1] (the drop, and so the falls,
+    stay the label-free pair's), the interval widened by `sd` in quadrature, and the
+    label-free value kept under "anchor"."""
     out = dict(entry)
     out["baseline"] = dict(entry["baseline"])
     out["anchor"] = {}
@@ -106,7 +108,7 @@ def anchor_slice(entry: dict, moves: dict) -> dict:
         out[figure] = {"value": round(value, 4),
                        "lo": round(float(max(0.0, value - half)), 4),
                        "hi": round(float(min(1.0, value + half)), 4)}  # fmt: skip
-        out["baseline"][figure] = round(entry["baseline"][figure] + shift, 4)
+        out["baseline"][figure] = round(float(np.clip(entry["baseline"][figure] + shift, 0, 1)), 4)
         out["anchor"][figure] = {"by": round(shift, 4), "label_free": was}
     return out
 

@@ -164,6 +164,7 @@ def audit_sample(model: LoadedModel, folder: Path, params: Params, min_images: i
         entry: dict = {
             "images": int(members.size),
             "true": {f: _with_interval(true[f], sd.get(f)) for f in FIGURES},
+            "true_sd": {f: sd.get(f) for f in FIGURES},  # unclipped, for anchoring
         }
         if tests:
             own = name in tests

@@ -28,6 +28,7 @@ def _audit(errors: dict, images: dict, version: str = "3", estimate: bool = True
 
     slices = {
         name: {"images": images[name], "true": figures(0.9),
+               "true_sd": {f: 0.02 for f in ("mAP50", "precision", "recall")},
                "estimate_error": {"mAP50": 0.1, "recall": err}}
         for name, err in errors.items()
     }  # fmt: skip
@@ -90,3 +91,36 @@ def test_another_version_a_stale_audit_or_a_small_group_anchors_nothing(store) -
     off = PARAMS.model_copy(update={"anchor_figures": []})
     assert anchor_window(estimate, newest, off) is estimate
     assert log_audit(store, _audit({"all": 0.0}, {"all": 300}, estimate=False), "c") == 0
+
+
+def test_near_the_ends_value_and_baseline_stay_in_range_and_an_unknown_error_moves_nothing(
+    store,
+) -> None:
+    from skintwin.monitoring.anchor import anchor_slice
+
+    figure = {"value": 0.97, "lo": 0.93, "hi": 1.0}
+    entry = {
+        "images": 150,
+        "recall": figure,
+        "baseline": {"recall": 0.98},
+        "drop": {"recall": 0.01},
+    }
+    up = anchor_slice(entry, {"recall": (0.06, 0.01)})
+    assert (up["recall"]["value"], up["baseline"]["recall"]) == (1.0, 1.0)
+    assert up["drop"] == entry["drop"] and up["anchor"]["recall"]["by"] == 0.06
+    low = {**entry, "recall": {"value": 0.03, "lo": 0.0, "hi": 0.07},
+           "baseline": {"recall": 0.02}}  # fmt: skip
+    down = anchor_slice(low, {"recall": (-0.06, 0.01)})
+    assert (down["recall"]["value"], down["baseline"]["recall"]) == (0.0, 0.0)
+    # the audit keeps the truth's own sampling error, not one read back from a clipped
+    # interval; where the audit could not measure it, that group is not moved
+    audit = _audit({"all": 0.0, "dark": 0.1, "light": 0.1}, {"all": 300, "dark": 150,
+                                                            "light": 150})  # fmt: skip
+    sds = {"all": 0.02, "dark": 0.031, "light": None}
+    for name, s in audit["slices"].items():
+        s["true_sd"] = {f: sds[name] for f in ("mAP50", "precision", "recall")}
+    log_audit(store, audit, "clinic-a", 1e9)
+    kept = latest_audit(store, "skin-twin-detector", "3", since=1e9 - DAY)
+    assert kept["slices"]["dark"]["recall"]["sd"] == 0.031  # not the clipped interval's
+    after = anchor_window(_estimate(), kept, PARAMS)
+    assert after["anchored_on"]["slices"] == ["dark"]
