@@ -80,6 +80,7 @@ performance_estimates = Table(  # the drift flow's label-free estimates, one row
     Column("lo", Float),  # the bootstrap interval
     Column("hi", Float),
     Column("baseline", Float),  # the same estimate on the version's test split
+    Column("anchored_by", Float),  # value and baseline moved by a labelled audit; else null
     Index("ix_estimates_ts", "ts"),
 )
 audit_errors = Table(  # each labelled audit's error of the label-free estimate, per figure
@@ -103,7 +104,7 @@ COLUMNS = [c.name for c in predictions.columns if c.name != "id"]
 def _add_missing_columns(engine: Engine) -> None:
     """Columns a newer release added to an existing table (nullable, so rows stay valid)."""
     found = inspect(engine)
-    for table in (predictions, alert_state):
+    for table in (predictions, alert_state, performance_estimates):
         have = {c["name"] for c in found.get_columns(table.name)}
         for column in table.columns:
             if column.name not in have:

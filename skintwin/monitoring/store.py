@@ -193,7 +193,9 @@ class PredictionStore:
         self, estimate: dict, subject: str, model_name: str, model_version: str
     ) -> int:
         """Keep a label-free estimate (`performance.estimate_window`): a row per slice and
-        figure, so its history can be read back and plotted. Returns the rows written."""
+        figure, so its history can be read back and plotted; `anchored_by` says how far a
+        labelled audit moved it (`monitoring.anchor`), so a step in a group's series when
+        an audit lands or expires explains itself. Returns the rows written."""
         if not estimate.get("available"):
             return 0
         now = time.time()
@@ -210,6 +212,7 @@ class PredictionStore:
                 "lo": s[figure]["lo"],
                 "hi": s[figure]["hi"],
                 "baseline": base,
+                "anchored_by": s.get("anchor", {}).get(figure, {}).get("by"),
             }
             for name, s in estimate["slices"].items()
             for figure, base in s["baseline"].items()

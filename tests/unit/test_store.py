@@ -112,7 +112,8 @@ def test_four_processes_lose_nothing(
 
 
 def test_a_store_of_the_previous_release_is_migrated_in_place(tmp_path: Path) -> None:
-    """Columns and indexes added since (uid, batch_id, last_seen) are added; rows stay."""
+    """Columns and indexes added since (uid, batch_id, last_seen, embedding, anchored_by)
+    are added; rows stay."""
     import sqlite3
 
     db = tmp_path / "old.db"
@@ -130,6 +131,12 @@ def test_a_store_of_the_previous_release_is_migrated_in_place(tmp_path: Path) ->
             "NOT NULL, rank INTEGER NOT NULL, time FLOAT NOT NULL)"
         )
         conn.execute(
+            "CREATE TABLE performance_estimates (id INTEGER PRIMARY KEY, ts FLOAT NOT NULL, "
+            "subject VARCHAR(200) NOT NULL, model_name VARCHAR(200) NOT NULL, model_version "
+            "VARCHAR(50) NOT NULL, slice VARCHAR(40) NOT NULL, figure VARCHAR(20) NOT NULL, "
+            "images INTEGER, value FLOAT, lo FLOAT, hi FLOAT, baseline FLOAT)"
+        )
+        conn.execute(
             "INSERT INTO predictions (ts, model_name, model_version, source) "
             "VALUES (1.0, 'm', '1', 'old')"
         )
@@ -142,6 +149,9 @@ def test_a_store_of_the_previous_release_is_migrated_in_place(tmp_path: Path) ->
     store.log_many([{**row, "uid": "u2", "embedding": [0.5, -2.0]}])  # the column added since
     stored = store.window().set_index("uid")["embedding"]
     assert stored["u2"] == b"\x00\x38\x00\xc0"  # float16, little-endian
+    figure = {"value": 0.6, "lo": 0.5, "hi": 0.7}
+    slices = {"all": {"images": 9, "recall": figure, "baseline": {"recall": 0.8}}}
+    assert store.log_estimate({"available": True, "slices": slices}, "s", "m", "2") == 1
 
 
 def test_label_free_estimates_are_kept_per_slice_and_figure(tmp_path: Path) -> None:
@@ -160,6 +170,7 @@ def test_label_free_estimates_are_kept_per_slice_and_figure(tmp_path: Path) -> N
         },
         "falls": [],
     }
+    estimate["slices"]["dark"]["anchor"] = {"recall": {"by": -0.06, "label_free": figure}}
     assert store.log_estimate(estimate, "clinic-a", "m", "3") == 4
     assert store.log_estimate({"available": False, "reason": "x", "falls": []}, "b", "m", "3") == 0
     rows = store.estimates()
@@ -167,3 +178,5 @@ def test_label_free_estimates_are_kept_per_slice_and_figure(tmp_path: Path) -> N
     dark = rows[(rows["slice"] == "dark") & (rows["figure"] == "recall")].iloc[0]
     assert (dark["value"], dark["baseline"], dark["images"]) == (0.61, 0.82, 120)
     assert dark["subject"] == "clinic-a" and dark["model_version"] == "3"
+    assert dark["anchored_by"] == -0.06  # moved by an audit: the series' step explains itself
+    assert rows["anchored_by"].isna().sum() == 3
