@@ -62,8 +62,8 @@ def audit_flow(
     result = audit_labelled(model, images_dir, params, min_images)
     out_dir = str(report_dir(paths.audit_reports, subject, timestamp()))
     write_audit(result, out_dir)
+    keep_audit_errors(root, result, subject)  # before the alert: a store failure stops both
     alert = raise_audit_alert(root, result, params.monitor, subject)
-    keep_audit_errors(root, result, subject)
     log_audit_to_mlflow(root, result, subject, out_dir)
     get_run_logger().info("audit of %s written to %s", subject, out_dir)
     return {"result": result, "alert": alert, "report_dir": out_dir}
