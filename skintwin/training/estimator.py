@@ -165,16 +165,19 @@ class Estimator:
         lesions = lesions_at(self.per_image)  # the validation split's rate: AP's axis
         recall_lesions = lesions if self.lesion_rate is None else lesions_at(self.lesion_rate)
         ap, tp_at, n_at, gt, classes = [], [], [], [], {}
-        present = [k for k in range(len(self.names)) if (cls_ == k).any()]
-        found = {k: (w[:, cls_ == k] * p[cls_ == k]).sum(axis=1) for k in present}
-        implied = {k: found[k] / self._coverage(k) for k in present}  # each class's lesions
-        implied_total = np.maximum(sum(implied.values(), np.zeros(len(weights))), 1e-9)
-        for k in present:
+        orders = {}  # each present class's candidates, most confident first
+        for k in range(len(self.names)):
             mine = np.flatnonzero(cls_ == k)
-            order = mine[np.argsort(-conf[mine], kind="stable")]
+            if mine.size:
+                orders[k] = mine[np.argsort(-conf[mine], kind="stable")]
+        w_of = {k: w[:, order] for k, order in orders.items()}
+        found = {k: (w_of[k] * p[order]).sum(axis=1) for k, order in orders.items()}
+        implied = {k: found[k] / self._coverage(k) for k in orders}  # each class's lesions
+        implied_total = np.maximum(sum(implied.values(), np.zeros(len(weights))), 1e-9)
+        for k, order in orders.items():
             share = implied[k] / implied_total  # the shared count, split as the classes imply
             n_hat = np.maximum(lesions * share, 1e-9)
-            ap.append(ap_rows(p[order], w[:, order], n_hat))
+            ap.append(ap_rows(p[order], w_of[k], n_hat))
             on = order[conf[order] >= operating_conf]
             tp_at.append((w[:, on] * p[on]).sum(axis=1))
             n_at.append(w[:, on].sum(axis=1))
