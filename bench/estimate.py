@@ -10,9 +10,11 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from bench import estimate_checks as checks
 from bench.common import Row, result_path
-from bench.estimate_checks import KNOWN
+from bench.estimate_checks import KNOWN, OPERATING, SERVED
 from bench.estimate_scores import rows as score
 from bench.estimate_scores import trade
 
@@ -29,7 +31,6 @@ BATCHES = (
     "lighting-strong", "bright-strong", "blur-severe", "resolution-tiny", "cast-severe",
 )  # fmt: skip
 MODES = ("max",)  # how the estimator counts lesions (the one monitoring uses)
-OPERATING = 0.25  # production's confidence: the detections the store keeps
 
 
 def _fit(project: Path, keep: Path) -> tuple:
@@ -91,6 +92,7 @@ def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], 
                          "moved": sorted(moved),
                          "true": truth(labelled),
                          "true_sd": half_spread(labelled, truth),
+                         SERVED: checks.served_truth(labelled),
                          "baseline": slice_baseline(tests, name)}  # fmt: skip
                 for mode in MODES:
                     est = estimator.estimate_stats(served.subset(members), OPERATING,
@@ -99,6 +101,8 @@ def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], 
                     point["interval"] = {
                         k: (est[k]["lo"], est[k]["hi"]) for k in ("mAP50", "recall")
                     }
+                    if name == "all":
+                        point["classes"] = checks.class_rows(est["classes"], labelled, names)
                     rate = len(labelled.gt_cls) / len(members)
                     known = replace(estimator, per_image=rate, lesion_rate=rate)
                     told = known.estimate_stats(served.subset(members), OPERATING, n_boot=1,
@@ -158,7 +162,10 @@ def report(found: list[dict], monitor, images: int) -> list[Row]:
             print(f"estimate bench: {metric} {checks.by_slice(found, mode, metric)}")
             print(f"estimate bench: {metric} {checks.by_shift(found, mode, metric)}")
             print(f"estimate bench: {metric} {checks.additive(found, mode, metric)}")
+            if metric == "mAP50":
+                print(f"estimate bench: {checks.served(found, mode)}")
             rows += _anchored(found, monitor, mode, metric)
+    print(f"estimate bench: {checks.classes(found)}")
     return rows
 
 
@@ -183,6 +190,29 @@ def _anchored(found: list[dict], monitor, mode: str, metric: str) -> list[Row]:
     return rows
 
 
+def _complete(kept: Path, found: list[dict]) -> list[dict]:
+    """A saved run's points with what an older bench did not keep (the served-only truth,
+    each class's row) worked out from its kept detections, the rows by today's estimator."""
+    from skintwin.training.detstats import DetectionStats
+    from skintwin.training.estimator import Estimator
+
+    doc = json.loads((kept / "estimator.json").read_text())["estimator"]
+    estimator, out = Estimator.from_dict(doc), []
+    for p in found:
+        shift, seed = p["batch"].rsplit("/", 1)
+        if SERVED not in p or (p["slice"] == "all" and "classes" not in p):
+            labelled = DetectionStats.load(kept / f"{shift}-{seed}-labelled.npz")
+            served = kept / f"{shift}-{seed}-served.npz"
+            with np.load(served) as z:
+                members = z[f"slice_{p['slice']}"]
+            p = {**p, SERVED: checks.served_truth(labelled.subset(members))}
+            if p["slice"] == "all":
+                est = estimator.estimate_stats(DetectionStats.load(served), OPERATING, n_boot=1)
+                p["classes"] = checks.class_rows(est["classes"], labelled, estimator.names)
+        out.append(p)
+    return out
+
+
 if __name__ == "__main__":  # re-rank a saved run: python -m bench.estimate <its folder>
     import sys
 
@@ -190,6 +220,6 @@ if __name__ == "__main__":  # re-rank a saved run: python -m bench.estimate <its
     from skintwin.params import load_params
 
     kept = Path(sys.argv[1])  # bench/results/estimate-<size>-<time>
-    saved = json.loads((kept / "points.json").read_text())
+    saved = _complete(kept, json.loads((kept / "points.json").read_text()))
     monitor = load_params(Path("params.yaml")).monitor
     print(table(report(saved, monitor, SIZES[kept.name.split("-")[1]]["images"])))

@@ -9,6 +9,7 @@ import numpy as np
 from bench.common import Row
 from skintwin.names import TONE_GROUPS
 
+OPERATING = 0.25  # production's confidence: the detections the store keeps
 KNOWN = "told the lesion count"  # a diagnostic, not label-free: told each window's lesions
 HELD = 0.05  # a batch whose whole true figure fell less than this from the test value
 
@@ -151,6 +152,76 @@ def additive(found: list[dict], mode: str, metric: str) -> str:
         fit = x @ np.linalg.lstsq(x, est - true, rcond=None)[0]
         out.append(f"{name} {spearmanr(true, est - fit).statistic:.3f}")
     return "rho with the error removed by an additive oracle: " + "; ".join(out)
+
+
+SERVED = "served mAP50"  # the truth of what the service shows: its detections, labelled
+
+
+def served_truth(labelled) -> float:
+    """mAP50 over the labelled detections at or above the operating confidence only: the
+    precision-recall curve of what the service shows and stores. The validator's mAP50
+    also counts detections down to 0.001, which production never sees; the gap between
+    the two is the curve below the operating point, which no stored detection shows."""
+    from skintwin.training.truth import true_figures
+
+    shown = labelled.keep_detections(labelled.conf >= OPERATING)
+    return true_figures(shown, OPERATING)["mAP50"]
+
+
+def class_rows(estimated: dict, labelled, names: tuple[str, ...]) -> dict:
+    """Each class's row of the estimate beside its truth in the same window: AP50 (the
+    validator's) and recall at the operating confidence."""
+    truth = labelled.summary()["classes"]
+    out = {}
+    for k, name in enumerate(names):
+        lesions = int((labelled.gt_cls == k).sum())
+        if name not in estimated or not lesions:
+            continue
+        on = (labelled.pred_cls == k) & (labelled.conf >= OPERATING)
+        true = {"AP50": truth.get(k, {}).get("mAP50", 0.0),
+                "recall": float(labelled.tp[on, 0].sum()) / lesions}  # fmt: skip
+        out[name] = {"true": true, "est": {f: estimated[name][f] for f in true}}
+    return out
+
+
+def served(found: list[dict], mode: str) -> str:
+    """How the mAP50 estimate ranks the AP of what the service shows, against how it ranks
+    the validator's mAP50: where the two differ, the estimate's error is the curve below
+    the operating point."""
+    from scipy.stats import spearmanr
+
+    mine = [p for p in found if SERVED in p]
+    if len(mine) < 3:
+        return "no served-only truth in these points"
+    shown, full = ([p[key] if key == SERVED else p[key]["mAP50"] for p in mine]
+                   for key in (SERVED, "true"))  # fmt: skip
+    est = np.array([p[mode]["mAP50"] for p in mine])
+    gap = np.mean(full) - np.mean(shown)
+    return (f"mAP50 of what the service shows (its detections ≥ {OPERATING}, labelled): "
+            f"the estimate's rho {spearmanr(shown, est).statistic:.3f} (against the "
+            f"validator's mAP50 {spearmanr(full, est).statistic:.3f}); the two truths' rho "
+            f"{spearmanr(shown, full).statistic:.3f}; mean gap {gap:.3f}")  # fmt: skip
+
+
+def classes(found: list[dict]) -> str:
+    """Each class's row against its truth over the whole batches: mean absolute error of
+    recall and AP50, and the mean error of recall in the lesion-mix batches (most of the
+    lesions moved to one class)."""
+    rows: dict[str, list] = {}
+    for p in found:
+        for name, r in p.get("classes", {}).items():
+            rows.setdefault(name, []).append((r["est"]["recall"] - r["true"]["recall"],
+                                              r["est"]["AP50"] - r["true"]["AP50"],
+                                              p["batch"].startswith("lesions/")))  # fmt: skip
+    parts = []
+    for name, v in rows.items():
+        err = np.array(v, float)
+        mix = err[err[:, 2] > 0, 0]
+        moved = mix.mean() if mix.size else float("nan")
+        parts.append(f"{name} recall MAE {np.abs(err[:, 0]).mean():.3f}, AP50 MAE "
+                     f"{np.abs(err[:, 1]).mean():.3f}, lesion mix recall {moved:+.3f} "
+                     f"({len(v)} batches)")  # fmt: skip
+    return "each class's row, whole batches: " + ("; ".join(parts) or "none in these points")
 
 
 # the labelled audits a window may be anchored on: the calm conditions an audit is usually
