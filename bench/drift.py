@@ -108,7 +108,7 @@ def alarms(project: Path, work: Path, s: dict) -> dict[str, list[dict]]:
     for shift, seed in plan:
         current = _window(model, params, monitor, work, shift, seed, s["images"])
         result = check_drift(reference, current, monitor)
-        estimate = corroborate(estimate_window(doc, current, monitor), result["moved"], monitor)
+        estimate = corroborate(estimate_window(doc, current, monitor), result, monitor)
         falls, unconfirmed = (
             [f"{f['figure']}@{f['slice']}" for f in estimate.get(key, [])]
             for key in ("falls", "unconfirmed")

@@ -124,7 +124,7 @@ def estimate_performance(
         return {"available": False, "reason": result["reason"], "falls": []}
     store = ModelMonitor(project_dir=root).store
     estimate = performance.estimate_window(model.estimator_doc(), current, params)
-    estimate = performance.corroborate(estimate, result["moved"], params)
+    estimate = performance.corroborate(estimate, result, params)
     audit = anchor.latest_audit(store, model.name, model.version, anchor.anchor_since(params))
     estimate = anchor.anchor_window(estimate, audit, params)
     performance.write(estimate, Path(out_dir), model.name, model.version)
@@ -132,6 +132,12 @@ def estimate_performance(
     if estimate["falls"]:
         get_run_logger().warning(
             "estimated performance fell: %s", performance.falls_line(estimate)
+        )
+    if estimate.get("unchecked"):
+        get_run_logger().warning(
+            "the fall is alerted: nothing else was seen to move, but the drift check "
+            "could not compare %s",
+            "; ".join(estimate["unchecked"]),
         )
     if estimate.get("unconfirmed"):
         get_run_logger().info(

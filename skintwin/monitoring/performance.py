@@ -82,17 +82,35 @@ def estimate_window(doc: dict, current: pd.DataFrame, params: MonitorParams) -> 
     return {"available": True, "slices": out, "falls": falls}
 
 
-def corroborate(estimate: dict, moved: dict, params: MonitorParams) -> dict:
+def corroborate(estimate: dict, drift: dict, params: MonitorParams) -> dict:
     """The estimate with its falls set aside as `unconfirmed` (reported, never alerted)
-    when the window's drift check saw nothing move (`moved`: its kinds, empty) and
-    `monitor.estimate_needs_drift` is on. A fixed model's performance changes only with
-    what it is shown; a window that shows nothing new but fewer detections most likely
-    holds fewer lesions, which no detection can tell from a model that misses them, or a
-    chance dip of a small sample (the README's drift table: of three calm windows whose
-    estimate fell, two held 4–8% fewer lesions, one a true recall 0.05 below the test's)."""
-    if not (params.estimate_needs_drift and estimate.get("falls")) or moved:
+    when the window's drift check (`drift`: `check_drift`'s result) looked everywhere and
+    saw nothing move, and `monitor.estimate_needs_drift` is on. A fixed model's
+    performance changes only with what it is shown; a window that shows nothing new but
+    fewer detections most likely holds fewer lesions, which no detection can tell from a
+    model that misses them, or a chance dip of a small sample (the README's drift table: of
+    three calm windows whose estimate fell, two held 4–8% fewer lesions, one a true recall
+    0.05 below the test's). Where the check could not look everywhere (`unchecked`), its
+    silence proves nothing: the falls stand, and `unchecked` says why."""
+    if not (params.estimate_needs_drift and estimate.get("falls")) or drift.get("moved"):
         return estimate
+    blind = unchecked(drift)
+    if blind:
+        return {**estimate, "unchecked": blind}
     return {**estimate, "falls": [], "unconfirmed": estimate["falls"]}
+
+
+def unchecked(drift: dict) -> list[str]:
+    """What a drift result could not compare, beside its column tests: the embeddings (none
+    stored on a side, or another version's) and the image features within tone groups (no
+    group with `monitor.within_min_images` photos on both sides)."""
+    embedding = drift.get("embedding") or {}
+    out = []
+    if not embedding.get("available"):
+        out.append(f"embedding drift ({embedding.get('reason', 'not run')})")
+    if not (drift.get("within_groups") or {}).get("tests"):
+        out.append("the image features within tone groups (no group large enough on both sides)")
+    return out
 
 
 def all_clear(estimate: dict) -> bool:
@@ -156,6 +174,11 @@ def estimate_markdown(estimate: dict) -> str:
         else ""
     )
     fallen = f"\n\nFallen: {falls_line(estimate)}\n"
+    if estimate.get("unchecked"):
+        fallen += (
+            f"\nAlerted though nothing else was seen to move: the drift check could not "
+            f"compare {'; '.join(estimate['unchecked'])}.\n"
+        )
     return "\n".join(lines) + fallen + unconfirmed + _anchor_note(estimate)
 
 

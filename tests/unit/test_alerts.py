@@ -161,6 +161,7 @@ def test_an_unconfirmed_fall_neither_alerts_nor_ends_the_alert(
     again as new). Window 3 holds its figures: the condition is over."""
     from skintwin.monitoring.monitor import ModelMonitor
     from skintwin.monitoring.performance import corroborate, estimate_window
+    from tests.unit.test_performance import CALM
     from tasks.monitoring_tasks import raise_performance_alert
     from tests.unit.test_estimator import simulate
     from tests.unit.test_performance import PARAMS, _doc, _window
@@ -178,7 +179,7 @@ def test_an_unconfirmed_fall_neither_alerts_nor_ends_the_alert(
 
     assert raise_performance_alert.fn(root, fell, PARAMS, "clinic-a")["severity"] == "warning"
     assert keys() == [key]
-    unconfirmed = corroborate(fell, {}, PARAMS)
+    unconfirmed = corroborate(fell, CALM, PARAMS)
     assert raise_performance_alert.fn(root, unconfirmed, PARAMS, "clinic-a") is None
     assert keys() == [key]
     assert raise_performance_alert.fn(root, held, PARAMS, "clinic-a") is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from skintwin.monitoring.performance import (
     corroborate,
@@ -56,17 +57,40 @@ def test_a_window_like_the_test_split_has_no_fall_and_a_degraded_one_does() -> N
     assert "not available (too weak)" in estimate_line({"available": False, "reason": "too weak"})
 
 
+# a drift check that compared everything and saw nothing move (`check_drift`'s keys read)
+CALM = {"moved": {}, "embedding": {"available": True}, "within_groups": {"tests": 5}}
+
+
 def test_a_fall_where_nothing_moved_is_reported_but_not_alerted() -> None:
     worse = estimate_window(_doc(), _window(simulate(5, tp_conf=(1.5, 3))), PARAMS)
     assert worse["falls"]
-    calm = corroborate(worse, {}, PARAMS)
+    calm = corroborate(worse, CALM, PARAMS)
     assert calm["falls"] == [] and calm["unconfirmed"] == worse["falls"]
     assert "not alerted" in estimate_markdown(calm)
     assert "recall on all" in falls_line(calm, "unconfirmed")
-    assert corroborate(worse, {"appearance": ["blur"]}, PARAMS) is worse  # a move: it stands
+    moved = {**CALM, "moved": {"appearance": ["blur"]}}
+    assert corroborate(worse, moved, PARAMS) is worse  # a move: it stands
     alone = PARAMS.model_copy(update={"estimate_needs_drift": False})
-    assert corroborate(worse, {}, alone) is worse
+    assert corroborate(worse, CALM, alone) is worse
     assert "not alerted" not in estimate_markdown(worse)
+
+
+@pytest.mark.parametrize(
+    ("blind", "named"),
+    [
+        ({"embedding": {"available": False, "reason": "embeddings: reference 0"}}, "embedding"),
+        ({"within_groups": {"tests": 0}}, "within tone groups"),
+    ],
+)
+def test_a_fall_stands_where_the_drift_check_could_not_look(blind: dict, named: str) -> None:
+    """Silence from a check that could not compare the embeddings, or the features within
+    tone groups, proves nothing: the fall is alerted, and the report says what was not
+    compared."""
+    worse = estimate_window(_doc(), _window(simulate(5, tp_conf=(1.5, 3))), PARAMS)
+    kept = corroborate(worse, {**CALM, **blind}, PARAMS)
+    assert kept["falls"] == worse["falls"] and not kept.get("unconfirmed")
+    assert any(named in u for u in kept["unchecked"])
+    assert named in estimate_markdown(kept) and "not alerted" not in estimate_markdown(kept)
 
 
 def test_no_estimator_or_too_high_a_floor_says_why() -> None:
