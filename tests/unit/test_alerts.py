@@ -161,10 +161,9 @@ def test_an_unconfirmed_fall_neither_alerts_nor_ends_the_alert(
     again as new). Window 3 holds its figures: the condition is over."""
     from skintwin.monitoring.monitor import ModelMonitor
     from skintwin.monitoring.performance import corroborate, estimate_window
-    from tests.unit.test_performance import CALM
     from tasks.monitoring_tasks import raise_performance_alert
     from tests.unit.test_estimator import simulate
-    from tests.unit.test_performance import PARAMS, _doc, _window
+    from tests.unit.test_performance import CALM, PARAMS, _doc, _window
 
     monkeypatch.delenv("SKINTWIN_MONITOR_DB", raising=False)
     for name in ("params.yaml", "dvc.yaml"):  # a project folder, its store its own
