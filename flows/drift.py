@@ -67,7 +67,7 @@ def drift_flow(
         commit_batch(root, batch, score_images(model, batch, params), with_report=False)
         subject = source = batch.source
     reference = build_reference(root, model, params)
-    current = collect_current(root, window, source, model.name)
+    current = collect_current(root, window, source, model)
     out_dir = str(report_dir(paths.drift_reports, subject, timestamp()))
     result = check_drift(reference, current, params, out_dir)
     result["performance"] = estimate_performance(

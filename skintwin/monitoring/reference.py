@@ -73,7 +73,12 @@ def current_frame(
     window_hours: float,
     source: str | None = None,
     model_name: str | None = None,
+    model_version: str | None = None,
 ) -> pd.DataFrame:
-    """The store's predictions of the last `window_hours` (optionally of one source)."""
+    """The store's predictions of the last `window_hours` (optionally of one source, and of
+    one model version: the one the reference and the estimator belong to; another version's
+    detections, confidences and embeddings, in a projection of its own, compare with
+    nothing of this one's)."""
     since = time.time() - window_hours * 3600
-    return store_frame(store.window(since=since, source=source, model_name=model_name))
+    rows = store.window(since, source=source, model_name=model_name, model_version=model_version)
+    return store_frame(rows)

@@ -117,9 +117,10 @@ class PredictionStore:
         until: float | None = None,
         source: str | None = None,
         model_name: str | None = None,
+        model_version: str | None = None,
     ) -> pd.DataFrame:
-        """Predictions with since ≤ ts < until (Unix seconds), optionally of one source/model;
-        never the rows of a batch still being written (`STAGED`)."""
+        """Predictions with since ≤ ts < until (Unix seconds), optionally of one source,
+        model and version; never the rows of a batch still being written (`STAGED`)."""
         staged = predictions.c.batch_id.startswith(STAGED, autoescape=True)
         q = select(predictions).where(or_(predictions.c.batch_id.is_(None), ~staged))
         if since is not None:
@@ -130,6 +131,8 @@ class PredictionStore:
             q = q.where(predictions.c.source == source)
         if model_name:
             q = q.where(predictions.c.model_name == model_name)
+        if model_version is not None:
+            q = q.where(predictions.c.model_version == str(model_version))
         with self.engine.connect() as conn:
             return pd.read_sql(q.order_by(predictions.c.ts), conn)
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,20 @@ def test_label_free_estimates_are_kept_per_slice_and_figure(tmp_path: Path) -> N
     assert dark["subject"] == "clinic-a" and dark["model_version"] == "3"
     assert dark["anchored_by"] == -0.06  # moved by an audit: the series' step explains itself
     assert rows["anchored_by"].isna().sum() == 3
+
+
+def test_a_window_holds_only_the_version_the_drift_check_compares(tmp_path: Path) -> None:
+    """After a promotion the store holds both champions' rows; the new one's drift check and
+    estimate read only its own (the old one's embeddings are in a projection of their own,
+    its confidences on another calibration)."""
+    from skintwin.monitoring.reference import current_frame
+
+    store = PredictionStore(f"sqlite:///{tmp_path / 'p.db'}")
+    now = time.time()
+    store.log_many([_row(i, ts=now - 60 + i, model_version="1") for i in range(5)])
+    store.log_many([_row(i, ts=now - 30 + i, model_version="2") for i in range(3)])
+    store.log(_row(9, ts=now - 10, model_name="other", model_version="2"))
+    assert len(current_frame(store, 1.0, model_name="m")) == 8
+    mine = current_frame(store, 1.0, model_name="m", model_version="2")
+    assert len(mine) == 3 and set(mine["model_version"]) == {"2"}
+    assert len(store.window(model_version="1")) == 5
