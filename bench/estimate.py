@@ -55,7 +55,7 @@ def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], 
     detections (and slices) and the estimator kept under `keep`, to score variants on."""
     from bench.drift import monitoring_setup, scored
     from skintwin.monitoring.drift import check_drift
-    from skintwin.monitoring.performance import slice_baseline
+    from skintwin.monitoring.performance import slice_baseline, unchecked
     from skintwin.ops.gatesim import labelled_detections
     from skintwin.training.served import served_stats
     from skintwin.training.truth import slices, true_figures
@@ -80,19 +80,21 @@ def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], 
             )
             parts = slices(groups, s["min_group"])
             # the drift check on the whole batch, as the drift flow runs it beside the
-            # estimate: what moved (`performance.corroborate` alerts a fall only then)
-            moved = check_drift(reference, scored(model, monitor, folder / "images", shift),
-                                monitor)["moved"]  # fmt: skip
+            # estimate: what moved (`performance.corroborate` alerts a fall only then, or
+            # where the check could not compare everything)
+            drift = check_drift(reference, scored(model, monitor, folder / "images", shift),
+                                monitor)  # fmt: skip
+            moved, blind = drift["moved"], unchecked(drift)
             stats.save(keep / f"{shift}-{seed}-labelled.npz")
             served.save(keep / f"{shift}-{seed}-served.npz",
                         **{f"slice_{n}": m for n, m in parts.items()})  # fmt: skip
             for name, members in parts.items():
                 labelled = stats.subset(members)
                 point = {"batch": f"{shift}/{seed}", "slice": name, "images": len(members),
-                         "moved": sorted(moved),
+                         "moved": sorted(moved), "unchecked": blind,
                          "true": truth(labelled),
                          "true_sd": half_spread(labelled, truth),
-                         SERVED: checks.served_truth(labelled),
+                         SERVED: checks.served_truth(served.subset(members)),
                          "baseline": slice_baseline(tests, name)}  # fmt: skip
                 for mode in MODES:
                     est = estimator.estimate_stats(served.subset(members), OPERATING,
@@ -190,9 +192,11 @@ def _anchored(found: list[dict], monitor, mode: str, metric: str) -> list[Row]:
     return rows
 
 
-def _complete(kept: Path, found: list[dict]) -> list[dict]:
+def _complete(kept: Path, found: list[dict], again: bool = False) -> list[dict]:
     """A saved run's points with what an older bench did not keep (the served-only truth,
-    each class's row) worked out from its kept detections, the rows by today's estimator."""
+    each class's row) worked out from its kept detections, the rows by today's estimator;
+    `again`: every point's estimate made again by today's estimator (its saved fit), to
+    score a change to the method on the same batches (the intervals stay the run's)."""
     from skintwin.training.detstats import DetectionStats
     from skintwin.training.estimator import Estimator
 
@@ -200,14 +204,24 @@ def _complete(kept: Path, found: list[dict]) -> list[dict]:
     estimator, out = Estimator.from_dict(doc), []
     for p in found:
         shift, seed = p["batch"].rsplit("/", 1)
+        if again:
+            path = kept / f"{shift}-{seed}-served.npz"
+            with np.load(path) as z:
+                members = z[f"slice_{p['slice']}"]
+            est = estimator.estimate_stats(DetectionStats.load(path).subset(members), OPERATING,
+                                           n_boot=1, count=MODES[0])  # fmt: skip
+            p = {**p, MODES[0]: {k: est[k]["value"] for k in ("mAP50", "precision", "recall")}}
+            p.pop(SERVED, None)
+            p.pop("classes", None)
         if SERVED not in p or (p["slice"] == "all" and "classes" not in p):
             labelled = DetectionStats.load(kept / f"{shift}-{seed}-labelled.npz")
-            served = kept / f"{shift}-{seed}-served.npz"
-            with np.load(served) as z:
+            path = kept / f"{shift}-{seed}-served.npz"
+            with np.load(path) as z:
                 members = z[f"slice_{p['slice']}"]
-            p = {**p, SERVED: checks.served_truth(labelled.subset(members))}
+            served = DetectionStats.load(path)
+            p = {**p, SERVED: checks.served_truth(served.subset(members))}
             if p["slice"] == "all":
-                est = estimator.estimate_stats(DetectionStats.load(served), OPERATING, n_boot=1)
+                est = estimator.estimate_stats(served, OPERATING, n_boot=1)
                 p["classes"] = checks.class_rows(est["classes"], labelled, estimator.names)
         out.append(p)
     return out
@@ -219,7 +233,7 @@ if __name__ == "__main__":  # re-rank a saved run: python -m bench.estimate <its
     from bench.common import table
     from skintwin.params import load_params
 
-    kept = Path(sys.argv[1])  # bench/results/estimate-<size>-<time>
-    saved = _complete(kept, json.loads((kept / "points.json").read_text()))
+    kept = Path(sys.argv[1])  # bench/results/estimate-<size>-<time> [--again]
+    saved = _complete(kept, json.loads((kept / "points.json").read_text()), "--again" in sys.argv)
     monitor = load_params(Path("params.yaml")).monitor
     print(table(report(saved, monitor, SIZES[kept.name.split("-")[1]]["images"])))

@@ -157,15 +157,15 @@ def additive(found: list[dict], mode: str, metric: str) -> str:
 SERVED = "served mAP50"  # the truth of what the service shows: its detections, labelled
 
 
-def served_truth(labelled) -> float:
-    """mAP50 over the labelled detections at or above the operating confidence only: the
-    precision-recall curve of what the service shows and stores. The validator's mAP50
-    also counts detections down to 0.001, which production never sees; the gap between
-    the two is the curve below the operating point, which no stored detection shows."""
+def served_truth(served) -> float:
+    """mAP50 of the service's own detections (at the operating confidence, one label per
+    box, each matched to the labels: `training/served.py`): the precision-recall curve of
+    what the service shows and stores, which the estimate is made from. The validator's
+    mAP50 also counts detections down to 0.001, which production never sees; the gap
+    between the two is mostly the curve below the operating point."""
     from skintwin.training.truth import true_figures
 
-    shown = labelled.keep_detections(labelled.conf >= OPERATING)
-    return true_figures(shown, OPERATING)["mAP50"]
+    return true_figures(served, OPERATING)["mAP50"]
 
 
 def class_rows(estimated: dict, labelled, names: tuple[str, ...]) -> dict:

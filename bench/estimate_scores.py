@@ -27,8 +27,9 @@ def flags(
     found: list[dict], alarm: float, mode: str, metric: str, needs_drift: bool = True
 ) -> tuple[int, ...]:
     """(true falls ≥ DROP flagged, such falls, calm slices flagged, calm slices); with
-    `needs_drift`, a fall counts only in a batch whose drift check saw something move
-    (`performance.corroborate`; a point saved before the bench ran the check: as moved)."""
+    `needs_drift`, a fall counts only in a batch whose drift check saw something move or
+    could not compare everything (`performance.corroborate`; a point saved before the
+    bench ran the check: as moved)."""
     from skintwin.monitoring.performance import fall
 
     def fell(p: dict, by: float) -> bool:
@@ -36,7 +37,8 @@ def flags(
 
     def flagged(p: dict) -> bool:
         fallen = fall(p["baseline"]["estimate"][metric]["value"], p[mode][metric]) > alarm
-        return fallen and (not needs_drift or bool(p.get("moved", True)))
+        seen = bool(p.get("moved", True)) or bool(p.get("unchecked"))
+        return fallen and (not needs_drift or seen)
 
     dropped = [p for p in found if fell(p, DROP)]
     calm = [p for p in found if not fell(p, CALM)]

@@ -164,6 +164,9 @@ def raise_performance_alert(
         return None
     summary = f"estimated without labels: {performance.falls_line(estimate)}"
     details = {"subject": subject, "falls": estimate["falls"]}
+    if estimate.get("unchecked"):  # alerted though nothing was seen to move: why
+        details["unchecked"] = estimate["unchecked"]
+        summary += f" (the drift check could not compare {'; '.join(estimate['unchecked'])})"
     return alerts.raise_alert(
         store, _paths(root).alerts, "performance", "warning", summary, details, key, params
     )

@@ -192,7 +192,8 @@ class Estimator:
             )  # fmt: skip
         if not ap:
             zero = {"value": 0.0, "lo": 0.0, "hi": 0.0}
-            return {"images": n_images, "mAP50": zero, "precision": zero, "recall": zero}
+            return {"images": n_images, "classes": {}, "mAP50": zero, "precision": zero,
+                    "recall": zero}  # fmt: skip
         with np.errstate(all="ignore"):
             ratio = np.array(tp_at) / np.array(n_at)  # NaN: a class claims nothing there
         claimed = np.isfinite(ratio)
@@ -224,7 +225,9 @@ class Estimator:
         fall short of their validation share of `total`, in proportion to the shortfall.
         So a class the model stops finding takes its own misses, not the others', and a
         class a window simply holds less of takes none (the estimate bench's lesion mix:
-        acne's and moles' recall rows 0.6 low when counted from their validation rates)."""
+        acne's and moles' recall rows 0.6 low when counted from their validation rates).
+        A class the validation split held none of has no share, so none of the misses:
+        its row is what its finds imply, and may read high."""
         mix = {k: rate[0] for k, name in enumerate(self.names)
                if (rate := (self.class_rates or {}).get(name))}  # fmt: skip
         found = np.maximum(sum(implied.values(), 0 * total), 1e-9)

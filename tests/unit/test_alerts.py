@@ -158,7 +158,8 @@ def test_an_unconfirmed_fall_neither_alerts_nor_ends_the_alert(
 ) -> None:
     """Window 1 fell where drift was seen: alerted. Window 2 fell again, but the drift
     check just missed: set aside, and the alert's state is kept (else window 3 would page
-    again as new). Window 3 holds its figures: the condition is over."""
+    again as new). Window 3 holds its figures: the condition is over. Window 4 falls where
+    the check could not compare the features within tone groups: alerted, saying so."""
     from skintwin.monitoring.monitor import ModelMonitor
     from skintwin.monitoring.performance import corroborate, estimate_window
     from tasks.monitoring_tasks import raise_performance_alert
@@ -183,3 +184,6 @@ def test_an_unconfirmed_fall_neither_alerts_nor_ends_the_alert(
     assert keys() == [key]
     assert raise_performance_alert.fn(root, held, PARAMS, "clinic-a") is None
     assert keys() == []
+    blind = corroborate(fell, {**CALM, "within_groups": {"tests": 0}}, PARAMS)
+    sent = raise_performance_alert.fn(root, blind, PARAMS, "clinic-a")  # silence, unchecked
+    assert "could not compare" in sent["summary"] and sent["details"]["unchecked"]

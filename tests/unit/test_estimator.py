@@ -201,6 +201,8 @@ def test_a_window_where_nothing_is_claimed_has_precision_zero_not_nan() -> None:
     assert true["precision"] == 0.0 and true["recall"] == 0.0
     assert est["precision"]["value"] == 0.0 and est["recall"]["value"] <= 0.01
     json.loads(json.dumps({**true, **est}, allow_nan=False))  # strict JSON: no NaN
+    nothing = Estimator.fit(simulate(0, n=400), NAMES, floor=0.25).estimate_stats(silent)
+    assert nothing["classes"] == {} and nothing["mAP50"]["value"] == 0.0  # no candidate
 
     some = simulate(5)
     some.conf[some.pred_cls != 0] = 0.1  # only acne claimed at 0.25
