@@ -42,7 +42,10 @@ def move(
             f"{name}@{alias} moved to v{before or '-'} while the decision against "
             f"v{expect or '-'} was taken: nothing moved; decide again"
         )
-    with history(root).appending(name, alias, before, version, action, reason, record) as event:
+    decided = expect is not ANY  # against one version: the log must still say so
+    with history(root).appending(
+        name, alias, before, version, action, reason, record, follows=decided
+    ) as event:
         registry = client.client()
         registry.set_registered_model_alias(name, alias, str(version))
         try:  # the chain's head, kept in the registry too: a rewritten or cut-off log disagrees

@@ -105,9 +105,12 @@ class History:
     @contextmanager
     def appending(self, model: str, alias: str, from_version, to_version, action: str,
                   reason: str, record: dict | None = None, who: str | None = None,
-                  at: float | None = None):  # fmt: skip
+                  at: float | None = None, follows: bool = False):  # fmt: skip
         """Append one event; the body of the `with` (the alias move itself) runs inside the
-        same transaction, so a move that fails leaves no event and vice versa."""
+        same transaction, so a move that fails leaves no event and vice versa. `follows`:
+        refuse unless the log's last move of this alias went to `from_version` (a compare-
+        and-set: of two moves decided against one version, the second is refused, as a
+        writer that lost the race re-reads the log before it appends)."""
         if not reason.strip():
             raise SkinTwinError("an alias move needs a reason")
         fields = dict(
@@ -121,6 +124,8 @@ class History:
                 tx = stack.enter_context(ExitStack())
                 try:
                     conn = tx.enter_context(self.engine.begin())
+                    if follows:
+                        self._check_follows(conn, fields)
                     event = self._insert(conn, fields)
                     break
                 except (IntegrityError, OperationalError):
@@ -129,6 +134,22 @@ class History:
                         raise
                     time.sleep(0.01 * (attempt + 1))
             yield event  # the transaction commits when the body returns, rolls back on error
+
+    @staticmethod
+    def _check_follows(conn, fields: dict) -> None:
+        last = conn.execute(
+            select(events.c.to_version)
+            .where(events.c.model == fields["model"], events.c.alias == fields["alias"])
+            .order_by(events.c.seq.desc())
+            .limit(1)
+        ).scalar()
+        if last != fields["from_version"]:
+            raise SkinTwinError(
+                f"{fields['model']}@{fields['alias']}: the history's last move went to "
+                f"v{last or '-'}, not to v{fields['from_version'] or '-'}, which the decision "
+                "was taken against (moved meanwhile, or moved behind the history: "
+                "`skintwin history --verify`); nothing moved; decide again"
+            )
 
     @staticmethod
     def _insert(conn, fields: dict) -> Event:

@@ -219,3 +219,62 @@ def test_concurrent_writers_keep_one_unbroken_chain(log: History) -> None:
         list(pool.map(writer, range(4)))
     assert log.count() == 100 and log.verify() == []
     assert [e.seq for e in log.events()] == list(range(1, 101))
+
+
+def test_of_two_promotions_decided_against_one_champion_only_one_moves(
+    registered: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two gate runs (the manual and the CI deployment, say) both compared their candidate
+    with champion v3. Both read v3 before either moves it; the second to write must be
+    refused, or it replaces a champion it was never compared with. A barrier on the real
+    registry read makes the two interleave that way every time."""
+    import threading
+
+    from mlflow.exceptions import MlflowException
+
+    registry = client.client()
+    for _ in range(2):  # v4 and v5
+        registry.create_model_version(NAME, source=registered.as_uri())
+    read, both_read = client.alias_version, threading.Barrier(2)
+
+    def alias_version(name: str, alias: str = client.CHAMPION):
+        found = read(name, alias)
+        if threading.current_thread().name.startswith("gate") and alias == client.CHAMPION:
+            both_read.wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(client, "alias_version", alias_version)
+    outcome: dict[str, str] = {}
+
+    def gate(version: str) -> None:
+        try:
+            aliases.move(registered, NAME, client.CHAMPION, version, "promote", "x", expect="3")
+            outcome[version] = "moved"
+        except (SkinTwinError, MlflowException) as exc:
+            outcome[version] = str(exc)
+
+    runs = [threading.Thread(target=gate, args=(v,), name=f"gate-{v}") for v in ("4", "5")]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    monkeypatch.setattr(client, "alias_version", read)
+    moved = [v for v, what in outcome.items() if what == "moved"]
+    assert len(moved) == 1, outcome
+    refused = outcome[{"4", "5"}.difference(moved).pop()]
+    assert "nothing moved; decide again" in refused
+    assert str(client.alias_version(NAME, client.CHAMPION).version) == moved[0]
+    assert aliases.verify(registered, NAME) == []
+    last = [e for e in aliases.history(registered).events(NAME) if e.alias == client.CHAMPION]
+    assert (last[-1].from_version, last[-1].to_version) == ("3", moved[0])
+
+
+def test_a_move_that_does_not_follow_the_logs_last_is_refused(log: History) -> None:
+    with log.appending(NAME, "champion", None, "3", "promote", "first"):
+        pass
+    stale = log.appending(NAME, "champion", "2", "4", "promote", "stale", follows=True)
+    with pytest.raises(SkinTwinError, match="last move went to v3, not to v2"), stale:
+        pass
+    with log.appending(NAME, "champion", "3", "4", "promote", "current", follows=True):
+        pass
+    assert log.count() == 2 and log.verify() == []
