@@ -169,8 +169,7 @@ def _gate(
     champ = client.alias_version(name, client.CHAMPION)
     if champ is not None and str(champ.version) == str(version):
         resumed = _resume(paths, name, version, evaluation)
-        if resumed is not None:
-            return resumed
+        return resumed if resumed is not None else _already_champion(paths, name, version)
     champion_eval, ours, on = None, evaluation, []
     try:  # on the test photos the champion never trained on
         if champ is not None and str(champ.version) != str(version):
@@ -224,6 +223,20 @@ def _record(paths: ProjectPaths, name: str, version: str, record: dict, promote:
     client.record_decision(name, version, record, promote)
     client.log_model_card(name, version, folder)
     return page.relative_to(paths.root).as_posix()
+
+
+def _already_champion(paths: ProjectPaths, name: str, version: str) -> dict:
+    """`version` became champion other than by this gate (a human's approval over a gate
+    that could not compare it, a rollback): gated against itself it would read "no champion
+    yet", pass on the floor alone and be recorded as the gate's promotion. Nothing is
+    decided, moved or recorded."""
+    moves = [e for e in aliases.history(paths.root).events(name)
+             if e.alias == client.CHAMPION and e.to_version == str(version)]  # fmt: skip
+    how = (f"{moves[-1].action} by {moves[-1].actor}: {moves[-1].reason}" if moves
+           else "moved outside the history")  # fmt: skip
+    log.info("version %s is champion already (%s): not gated against itself", version, how)
+    return {"promote": True, "version": version, "repeat": True,
+            "reasons": [f"champion already ({how}); not gated against itself"]}  # fmt: skip
 
 
 def _resume(paths: ProjectPaths, name: str, version: str, evaluation) -> dict | None:

@@ -278,3 +278,25 @@ def test_a_move_that_does_not_follow_the_logs_last_is_refused(log: History) -> N
     with log.appending(NAME, "champion", "3", "4", "promote", "current", follows=True):
         pass
     assert log.count() == 2 and log.verify() == []
+
+
+def test_a_version_a_human_approved_is_not_gated_against_itself(registered: Path) -> None:
+    """v2's gate could not compare it with the champion (rule "no comparison": gated again on
+    the next run); a human approved it meanwhile. The next run must not gate v2 against
+    itself, which reads "no champion yet" and records a gate's promotion nobody compared."""
+    from skintwin.project import ProjectPaths
+    from skintwin.registry import promotion
+    from skintwin.training.evaluation import Evaluation
+
+    registry = client.client()
+    registry.set_model_version_tag(NAME, "2", "gate.decision", "rejected")
+    registry.set_model_version_tag(NAME, "2", "gate.rule", promotion.NO_COMPARISON)
+    aliases.move(registered, NAME, client.CHAMPION, "2", "approve", "read the figures myself")
+    events = aliases.history(registered).count()
+    candidate = {"version": "2", "new": False, "decision": "rejected",
+                 "rule": promotion.NO_COMPARISON}  # fmt: skip
+    out = promotion.gate(ProjectPaths(registered), candidate, Evaluation({"mAP50": 0.51}, {}, {}))
+    assert out["repeat"] and "not gated against itself" in out["reasons"][0]
+    assert "approve by" in out["reasons"][0] and "read the figures myself" in out["reasons"][0]
+    assert aliases.history(registered).count() == events  # nothing moved
+    assert client.get_version(NAME, "2").tags["gate.decision"] == "rejected"  # nor recorded
