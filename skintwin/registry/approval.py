@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+import yaml
+
 from skintwin.errors import SkinTwinError
 from skintwin.params import load_params
 from skintwin.project import ProjectPaths
@@ -19,11 +21,14 @@ log = logging.getLogger(__name__)
 
 def held(paths: ProjectPaths, tags: dict, version: str, champ) -> list[str]:
     """What in the candidate (its version `tags`) differs from the champion beyond the
-    plan's automatic clauses."""
+    plan's automatic clauses, and which of the gate's settings changed since the candidate
+    was registered (the gate applies today's)."""
     if champ is None or str(champ.version) == str(version):
         return []
     plan = change_control.Plan.load(paths.root / change_control.FILE)
     clauses = change_control.violations(plan, champ.tags, tags)
+    now = yaml.safe_load(paths.params.read_text(encoding="utf-8")) or {}
+    clauses += change_control.changed_since(plan, tags, now)
     if plan is not None and trained_elsewhere(tags):
         # its params are this project's, not what trained it: nothing can be compared
         clauses.append("weights trained elsewhere (clause human.external_weights)")

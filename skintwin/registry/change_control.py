@@ -91,3 +91,26 @@ def violations(plan: Plan | None, champion: dict[str, str], candidate: dict[str,
                 shown = f"{old.get(key, '(absent)')} → {new.get(key, '(absent)')}"
                 out.append(f"{key} {shown} (clause human.{name})")
     return out
+
+
+GATE_SETTINGS = ("promote.*", "evaluate.*")  # what the gate applies each time it runs
+
+
+def changed_since(plan: Plan | None, tags: dict[str, str], params_now: dict) -> list[str]:
+    """The gate's own settings (`GATE_SETTINGS`) that differ between the version's lineage
+    (the params at its registration) and `params_now`, where the plan gives them to a human.
+    A version whose first gate could not compare it is gated again later, with the settings
+    of that day: loosened since, they would pass it by a rule the plan reserves to a human.
+    Nothing for a version registered without its params."""
+    if plan is None or "lineage.params" not in tags:
+        return []
+    then, now = model_facts(tags), _flat(params_now)
+    out = []
+    for key in sorted(set(then) | set(now)):
+        if not any(fnmatchcase(key, p) for p in GATE_SETTINGS) or then.get(key) == now.get(key):
+            continue
+        side, name = plan.clause(key)
+        if side == "human":
+            shown = f"{then.get(key, '(absent)')} → {now.get(key, '(absent)')}"
+            out.append(f"{key} {shown} since it was registered (clause human.{name})")
+    return out

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from skintwin.errors import SkinTwinError
-from skintwin.registry.change_control import FILE, Plan, violations
+from skintwin.registry.change_control import FILE, Plan, changed_since, violations
 from tests.conftest import REPO
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -67,3 +67,19 @@ def test_a_malformed_plan_names_the_file_and_clause(tmp_path: Path) -> None:
     path.write_text("human: [oops\n")
     with pytest.raises(SkinTwinError, match=r"change_control\.yaml: not valid YAML"):
         Plan.load(path)
+
+
+def test_gate_settings_loosened_since_registration_need_a_human(plan: Plan) -> None:
+    """A version gated again (its first gate could not compare it) is judged by today's
+    settings: where they differ from its registration's in a key the plan gives to a human,
+    it is held; today's schedule or monitoring settings do not matter to the gate."""
+    registered = _tags()
+    assert changed_since(plan, registered, PARAMS) == []
+    looser = json.loads(json.dumps(PARAMS))
+    looser["promote"]["group_tolerance"] = 0.2
+    looser["train"]["epochs"] = 99  # not a gate setting
+    assert changed_since(plan, registered, looser) == [
+        "promote.group_tolerance 0.05 → 0.2 since it was registered (clause human.gate_settings)"
+    ]
+    assert changed_since(None, registered, looser) == []  # no plan: every change automatic
+    assert changed_since(plan, {}, looser) == []  # registered before lineage kept params

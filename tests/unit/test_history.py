@@ -15,7 +15,7 @@ from skintwin.errors import SkinTwinError
 from skintwin.ops.cli import main
 from skintwin.registry import aliases, client
 from skintwin.registry.history import History
-from tests.conftest import make_project
+from tests.conftest import REPO, make_project
 
 NAME = "skin-twin-detector"
 T0 = 1_780_000_000.0  # 2026-05-28
@@ -300,3 +300,27 @@ def test_a_version_a_human_approved_is_not_gated_against_itself(registered: Path
     assert "approve by" in out["reasons"][0] and "read the figures myself" in out["reasons"][0]
     assert aliases.history(registered).count() == events  # nothing moved
     assert client.get_version(NAME, "2").tags["gate.decision"] == "rejected"  # nor recorded
+
+
+def test_a_candidate_gated_again_under_loosened_gate_settings_is_held(registered: Path) -> None:
+    """The change-control hold compares the candidate's registration params with today's
+    gate settings too (`change_control.changed_since`)."""
+    import json
+
+    import yaml
+
+    from skintwin.project import ProjectPaths
+    from skintwin.registry import approval, change_control
+
+    (registered / change_control.FILE).write_text((REPO / change_control.FILE).read_text())
+    params = yaml.safe_load((registered / "params.yaml").read_text())
+    registry = client.client()
+    for v in ("2", "3"):  # both registered under the same params
+        registry.set_model_version_tag(NAME, v, "lineage.params", json.dumps(params))
+    champ = client.alias_version(NAME, client.CHAMPION)
+    tags = client.get_version(NAME, "2").tags
+    assert approval.held(ProjectPaths(registered), tags, "2", champ) == []
+    params["promote"]["min_delta"] = -0.5  # loosened after v2's first gate
+    (registered / "params.yaml").write_text(yaml.safe_dump(params))
+    (held,) = approval.held(ProjectPaths(registered), tags, "2", champ)
+    assert held.startswith("promote.min_delta ") and "since it was registered" in held
