@@ -174,10 +174,12 @@ class Estimator:
         found = {k: (w_of[k] * p[order]).sum(axis=1) for k, order in orders.items()}
         implied = {k: found[k] / self._coverage(k) for k in orders}  # each class's lesions
         implied_total = np.maximum(sum(implied.values(), np.zeros(len(weights))), 1e-9)
-        # each class's own row: its lesions as its finds imply, the misses as `_split` says
-        own = self._split(lesions_at(self.per_image, implied_total), implied)
+        # each class's own row (a point estimate: the images as they are, row 0): its
+        # lesions as its finds imply, the misses as `_split` says
+        first = {k: v[:1] for k, v in implied.items()}
+        own = self._split(lesions_at(self.per_image, implied_total)[:1], first)
         own_gt = own if self.lesion_rate is None else self._split(
-            lesions_at(self.lesion_rate, implied_total), implied)  # fmt: skip
+            lesions_at(self.lesion_rate, implied_total)[:1], first)  # fmt: skip
         for k, order in orders.items():
             share = implied[k] / implied_total  # the shared count, split as the classes imply
             n_hat = np.maximum(lesions * share, 1e-9)
@@ -187,7 +189,7 @@ class Estimator:
             n_at.append(w[:, on].sum(axis=1))
             gt.append(np.maximum(recall_lesions * share, 1e-9))
             classes[self.names[k]] = _class_figures(
-                ap_rows(p[order], w[:1, order], own[k][:1])[0], tp_at[-1][0], n_at[-1][0],
+                ap_rows(p[order], w[:1, order], own[k])[0], tp_at[-1][0], n_at[-1][0],
                 own_gt[k][0], self.offset or {},
             )  # fmt: skip
         if not ap:
