@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from bench import estimate_checks as checks
+from bench import estimate_served as shown
 from bench.common import Row, result_path
-from bench.estimate_checks import KNOWN, OPERATING, SERVED
+from bench.estimate_checks import KNOWN, OPERATING
 from bench.estimate_scores import rows as score
 from bench.estimate_scores import trade
+from bench.estimate_served import SERVED
 
 SIZES = {
     "small": {"images": 200, "seeds": 1, "min_group": 30},
@@ -94,7 +96,7 @@ def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], 
                          "moved": sorted(moved), "unchecked": blind,
                          "true": truth(labelled),
                          "true_sd": half_spread(labelled, truth),
-                         SERVED: checks.served_truth(served.subset(members)),
+                         SERVED: shown.truth(served.subset(members)),
                          "baseline": slice_baseline(tests, name)}  # fmt: skip
                 for mode in MODES:
                     est = estimator.estimate_stats(served.subset(members), OPERATING,
@@ -104,7 +106,7 @@ def points(project: Path, work: Path, s: dict, keep: Path) -> tuple[list[dict], 
                         k: (est[k]["lo"], est[k]["hi"]) for k in ("mAP50", "recall")
                     }
                     if name == "all":
-                        point["classes"] = checks.class_rows(est["classes"], labelled, names)
+                        point["classes"] = shown.class_rows(est["classes"], labelled, names)
                     rate = len(labelled.gt_cls) / len(members)
                     known = replace(estimator, per_image=rate, lesion_rate=rate)
                     told = known.estimate_stats(served.subset(members), OPERATING, n_boot=1,
@@ -165,9 +167,9 @@ def report(found: list[dict], monitor, images: int) -> list[Row]:
             print(f"estimate bench: {metric} {checks.by_shift(found, mode, metric)}")
             print(f"estimate bench: {metric} {checks.additive(found, mode, metric)}")
             if metric == "mAP50":
-                print(f"estimate bench: {checks.served(found, mode)}")
+                print(f"estimate bench: {shown.ranks(found, mode)}")
             rows += _anchored(found, monitor, mode, metric)
-    print(f"estimate bench: {checks.classes(found)}")
+    print(f"estimate bench: {shown.classes(found)}")
     return rows
 
 
@@ -219,10 +221,10 @@ def _complete(kept: Path, found: list[dict], again: bool = False) -> list[dict]:
             with np.load(path) as z:
                 members = z[f"slice_{p['slice']}"]
             served = DetectionStats.load(path)
-            p = {**p, SERVED: checks.served_truth(served.subset(members))}
+            p = {**p, SERVED: shown.truth(served.subset(members))}
             if p["slice"] == "all":
                 est = estimator.estimate_stats(served, OPERATING, n_boot=1)
-                p["classes"] = checks.class_rows(est["classes"], labelled, estimator.names)
+                p["classes"] = shown.class_rows(est["classes"], labelled, estimator.names)
         out.append(p)
     return out
 

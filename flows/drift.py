@@ -24,6 +24,7 @@ from skintwin.errors import SkinTwinError
 from skintwin.monitoring.scoring import report_dir
 from skintwin.params import load_params
 from skintwin.project import ProjectPaths, safe_name
+from tasks.alert_tasks import raise_drift_alert, raise_performance_alert
 from tasks.deployments import start_deployment
 from tasks.monitoring_tasks import (
     build_reference,
@@ -35,8 +36,6 @@ from tasks.monitoring_tasks import (
     load_model,
     log_drift_to_mlflow,
     publish_drift_summary,
-    raise_drift_alert,
-    raise_performance_alert,
     score_images,
     timestamp,
 )

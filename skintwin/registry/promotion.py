@@ -15,10 +15,10 @@ from pathlib import Path
 from skintwin.errors import SkinTwinError
 from skintwin.params import Params, load_params
 from skintwin.project import ProjectPaths
-from skintwin.registry import aliases, approval, card, champion, client
+from skintwin.registry import aliases, approval, card, champion, client, recording
 from skintwin.registry.artifacts import runtime_tags, version_artifacts
 from skintwin.registry.gate import Decision, decide
-from skintwin.registry.lineage import collect_lineage, trained_elsewhere
+from skintwin.registry.lineage import collect_lineage
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 from skintwin.training.tracking import (
     TRAINING_EXPERIMENT,
@@ -168,8 +168,8 @@ def _gate(
     name = params.promote.model_name
     champ = client.alias_version(name, client.CHAMPION)
     if champ is not None and str(champ.version) == str(version):
-        resumed = _resume(paths, name, version, evaluation)
-        return resumed if resumed is not None else _already_champion(paths, name, version)
+        resumed = recording.resume(paths, name, version, evaluation)
+        return resumed if resumed is not None else recording.already_champion(paths, name, version)
     champion_eval, ours, on = None, evaluation, []
     try:  # on the test photos the champion never trained on
         if champ is not None and str(champ.version) != str(version):
@@ -197,63 +197,12 @@ def _gate(
         "champion_eval": champion_eval.metrics_doc() if champion_eval else None,
         "change_control": held,
     }
-    folder, page = _card(paths, name, version, tags, evaluation, record)  # before any move
+    folder, page = recording.card_for(paths, name, version, tags, evaluation, record)  # first
     if decision.promote:  # moved before the decision is recorded: a failed move is re-gated
         reason = "; ".join(decision.reasons)
         was = champ.version if champ else None  # a rollback meanwhile: refused, re-gated
         aliases.move(paths.root, name, client.CHAMPION, version, "promote", reason, record, was)
-    shown = _record(paths, name, version, record, decision.promote, folder, page)
+    shown = recording.keep(paths, name, version, record, decision.promote, folder, page)
     verdict = "PROMOTED to champion" if decision.promote else "not promoted"
     log.info("version %s %s: %s", version, verdict, "; ".join(decision.reasons))
     return {**decision.as_dict(), "version": version, "repeat": False, "model_card": shown}
-
-
-def _card(paths: ProjectPaths, name: str, version: str, tags: dict, evaluation, record: dict):
-    """The version's model card, built and written: (its folder, its page)."""
-    model_card = card.build(paths, name, version, tags, evaluation, record)
-    folder = paths.model_cards / f"v{version}"
-    charts = None if trained_elsewhere(tags) else paths.evaluate_dir / "charts"
-    return folder, card.write(model_card, folder, charts)  # charts: the evaluate stage's
-
-
-def _record(paths: ProjectPaths, name: str, version: str, record: dict, promote: bool,
-            folder: Path, page: Path) -> str:  # fmt: skip
-    """The decision on the version (tags, JSON) and its card as artifacts: the card's page,
-    relative to the project."""
-    client.record_decision(name, version, record, promote)
-    client.log_model_card(name, version, folder)
-    return page.relative_to(paths.root).as_posix()
-
-
-def _already_champion(paths: ProjectPaths, name: str, version: str) -> dict:
-    """`version` became champion other than by this gate (a human's approval over a gate
-    that could not compare it, a rollback): gated against itself it would read "no champion
-    yet", pass on the floor alone and be recorded as the gate's promotion. Nothing is
-    decided, moved or recorded."""
-    moves = [e for e in aliases.history(paths.root).events(name)
-             if e.alias == client.CHAMPION and e.to_version == str(version)]  # fmt: skip
-    how = (f"{moves[-1].action} by {moves[-1].actor}: {moves[-1].reason}" if moves
-           else "moved outside the history")  # fmt: skip
-    log.info("version %s is champion already (%s): not gated against itself", version, how)
-    return {"promote": True, "version": version, "repeat": True,
-            "reasons": [f"champion already ({how}); not gated against itself"]}  # fmt: skip
-
-
-def _resume(paths: ProjectPaths, name: str, version: str, evaluation) -> dict | None:
-    """A gate run that moved `champion` to `version` and failed before its decision was
-    recorded (an MLflow error while tagging; the task is retried): record that decision, the
-    one in the move's history event, rather than gate the version against itself, which
-    would read "no champion yet" and lose the comparison that promoted it. None when the
-    history holds no such move (the version became champion some other way)."""
-    moves = [e for e in aliases.history(paths.root).events(name) if e.alias == client.CHAMPION]
-    last = moves[-1] if moves else None
-    if last is None or last.to_version != str(version) or last.action != "promote":
-        return None
-    record = json.loads(last.record)
-    if not record.get("reasons"):
-        return None
-    tags = client.get_version(name, version).tags
-    folder, page = _card(paths, name, version, tags, evaluation, record)
-    shown = _record(paths, name, version, record, True, folder, page)
-    log.info("version %s: recorded the decision that promoted it (event %s)", version, last.seq)
-    return {**record, "promote": True, "repeat": False, "resumed": True, "model_card": shown}

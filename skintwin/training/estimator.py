@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from skintwin.errors import SkinTwinError
+from skintwin.training import class_rows
 from skintwin.training.detstats import DetectionStats
 from skintwin.training.isotonic import isotonic_knots
 from skintwin.training.truth import FIGURES, true_figures
@@ -175,11 +176,13 @@ class Estimator:
         implied = {k: found[k] / self._coverage(k) for k in orders}  # each class's lesions
         implied_total = np.maximum(sum(implied.values(), np.zeros(len(weights))), 1e-9)
         # each class's own row (a point estimate: the images as they are, row 0): its
-        # lesions as its finds imply, the misses as `_split` says
+        # lesions as its finds imply, the misses as `class_rows.split` says
         first = {k: v[:1] for k, v in implied.items()}
-        own = self._split(lesions_at(self.per_image, implied_total)[:1], first)
-        own_gt = own if self.lesion_rate is None else self._split(
-            lesions_at(self.lesion_rate, implied_total)[:1], first)  # fmt: skip
+        mix = {k: rate[0] for k, name in enumerate(self.names)
+               if (rate := (self.class_rates or {}).get(name))}  # fmt: skip
+        own = class_rows.split(lesions_at(self.per_image, implied_total)[:1], first, mix)
+        own_gt = own if self.lesion_rate is None else class_rows.split(
+            lesions_at(self.lesion_rate, implied_total)[:1], first, mix)  # fmt: skip
         for k, order in orders.items():
             share = implied[k] / implied_total  # the shared count, split as the classes imply
             n_hat = np.maximum(lesions * share, 1e-9)
@@ -188,7 +191,7 @@ class Estimator:
             tp_at.append((w[:, on] * p[on]).sum(axis=1))
             n_at.append(w[:, on].sum(axis=1))
             gt.append(np.maximum(recall_lesions * share, 1e-9))
-            classes[self.names[k]] = _class_figures(
+            classes[self.names[k]] = class_rows.figures(
                 ap_rows(p[order], w[:1, order], own[k])[0], tp_at[-1][0], n_at[-1][0],
                 own_gt[k][0], self.offset or {},
             )  # fmt: skip
@@ -220,48 +223,8 @@ class Estimator:
         rate = (self.class_rates or {}).get(self.names[k])
         return rate[1] if rate and rate[1] > 0 else self.coverage
 
-    def _split(self, total: np.ndarray, implied: dict) -> dict:
-        """A lesion count `total` split between the classes found, for their own rows: each
-        keeps the lesions its finds imply at its own coverage (scaled down where they imply
-        more than `total`), and the lesions no find accounts for go to the classes that
-        fall short of their validation share of `total`, in proportion to the shortfall.
-        So a class the model stops finding takes its own misses, not the others', and a
-        class a window simply holds less of takes none (the estimate bench's lesion mix:
-        acne's and moles' recall rows 0.6 low when counted from their validation rates).
-        A class the validation split held none of has no share, so none of the misses:
-        its row is what its finds imply, and may read high."""
-        mix = {k: rate[0] for k, name in enumerate(self.names)
-               if (rate := (self.class_rates or {}).get(name))}  # fmt: skip
-        found = np.maximum(sum(implied.values(), 0 * total), 1e-9)
-        missing = np.maximum(total - found, 0.0)
-        expected = {k: total * m / sum(mix.values()) for k, m in mix.items()}
-        short = {k: np.maximum(v - implied.get(k, 0.0), 0.0) for k, v in expected.items()}
-        short_total = np.maximum(sum(short.values(), 0 * total), 1e-9)
-        return {  # without class rates (an older estimator): the misses as the finds imply
-            k: np.maximum(
-                v * np.minimum(total / found, 1.0)
-                + missing * (short.get(k, 0.0) / short_total if mix else v / found),
-                1e-9,
-            )
-            for k, v in implied.items()
-        }
-
     def estimate_stats(self, stats: DetectionStats, operating_conf: float = 0.25, **kw) -> dict:
         """`estimate` on a labelled set's detections, its labels unused (benchmarks)."""
         return self.estimate(
             stats.conf, stats.pred_cls, stats.det_image, len(stats), operating_conf, **kw
         )
-
-
-def _class_figures(ap: float, tp: float, found: float, lesions: float, offset: dict) -> dict:
-    """One class's point estimates: AP50, precision and recall at the operating point, each
-    with the calibration's offset, as the overall figures take it."""
-
-    def at(value: float, figure: str) -> float:
-        return round(float(np.clip(value + offset.get(figure, 0.0), 0.0, 1.0)), 4)
-
-    return {
-        "AP50": at(ap, "mAP50"),
-        "precision": at(tp / found, "precision") if found else None,
-        "recall": at(tp / lesions, "recall"),
-    }

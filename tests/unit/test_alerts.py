@@ -162,7 +162,7 @@ def test_an_unconfirmed_fall_neither_alerts_nor_ends_the_alert(
     the check could not compare the features within tone groups: alerted, saying so."""
     from skintwin.monitoring.monitor import ModelMonitor
     from skintwin.monitoring.performance import corroborate, estimate_window
-    from tasks.monitoring_tasks import raise_performance_alert
+    from tasks.alert_tasks import raise_performance_alert
     from tests.unit.test_estimator import simulate
     from tests.unit.test_performance import CALM, PARAMS, _doc, _window
 
