@@ -205,26 +205,23 @@ def _complete(kept: Path, found: list[dict], again: bool = False) -> list[dict]:
     doc = json.loads((kept / "estimator.json").read_text())["estimator"]
     estimator, out = Estimator.from_dict(doc), []
     for p in found:
+        whole = p["slice"] == "all"
+        if not again and SERVED in p and (not whole or "classes" in p):
+            out.append(p)
+            continue
         shift, seed = p["batch"].rsplit("/", 1)
+        path = kept / f"{shift}-{seed}-served.npz"
+        with np.load(path) as z:
+            members = z[f"slice_{p['slice']}"]
+        served = DetectionStats.load(path).subset(members)
+        p = {**p, SERVED: shown.truth(served)}
+        if again or whole:
+            est = estimator.estimate_stats(served, OPERATING, n_boot=1, count=MODES[0])
         if again:
-            path = kept / f"{shift}-{seed}-served.npz"
-            with np.load(path) as z:
-                members = z[f"slice_{p['slice']}"]
-            est = estimator.estimate_stats(DetectionStats.load(path).subset(members), OPERATING,
-                                           n_boot=1, count=MODES[0])  # fmt: skip
-            p = {**p, MODES[0]: {k: est[k]["value"] for k in ("mAP50", "precision", "recall")}}
-            p.pop(SERVED, None)
-            p.pop("classes", None)
-        if SERVED not in p or (p["slice"] == "all" and "classes" not in p):
+            p[MODES[0]] = {k: est[k]["value"] for k in ("mAP50", "precision", "recall")}
+        if whole:
             labelled = DetectionStats.load(kept / f"{shift}-{seed}-labelled.npz")
-            path = kept / f"{shift}-{seed}-served.npz"
-            with np.load(path) as z:
-                members = z[f"slice_{p['slice']}"]
-            served = DetectionStats.load(path)
-            p = {**p, SERVED: shown.truth(served.subset(members))}
-            if p["slice"] == "all":
-                est = estimator.estimate_stats(served, OPERATING, n_boot=1)
-                p["classes"] = shown.class_rows(est["classes"], labelled, estimator.names)
+            p["classes"] = shown.class_rows(est["classes"], labelled, estimator.names)
         out.append(p)
     return out
 

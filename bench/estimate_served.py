@@ -46,8 +46,8 @@ def ranks(found: list[dict], mode: str) -> str:
     mine = [p for p in found if SERVED in p]
     if len(mine) < 3:
         return "no served-only truth in these points"
-    shown, full = ([p[key] if key == SERVED else p[key]["mAP50"] for p in mine]
-                   for key in (SERVED, "true"))  # fmt: skip
+    shown = [p[SERVED] for p in mine]
+    full = [p["true"]["mAP50"] for p in mine]
     est = np.array([p[mode]["mAP50"] for p in mine])
     gap = np.mean(full) - np.mean(shown)
     return (f"mAP50 of what the service shows (its detections ≥ {OPERATING}, labelled): "
