@@ -31,7 +31,7 @@ def raise_performance_alert(
     details = {"subject": subject, "falls": estimate["falls"]}
     if estimate.get("unchecked"):  # alerted though nothing was seen to move: why
         details["unchecked"] = estimate["unchecked"]
-        summary += f" (the drift check could not compare {'; '.join(estimate['unchecked'])})"
+        summary += f" ({performance.unchecked_line(estimate)})"
     folder = ProjectPaths(Path(root)).alerts
     return alerts.raise_alert(
         store, folder, "performance", "warning", summary, details, key, params

@@ -137,9 +137,8 @@ def estimate_performance(
         )
     if estimate.get("unchecked"):
         get_run_logger().warning(
-            "the fall is alerted: nothing else was seen to move, but the drift check "
-            "could not compare %s",
-            "; ".join(estimate["unchecked"]),
+            "the fall is alerted though nothing else was seen to move: %s",
+            performance.unchecked_line(estimate),
         )
     if estimate.get("unconfirmed"):
         get_run_logger().info(

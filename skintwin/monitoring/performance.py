@@ -113,6 +113,13 @@ def unchecked(drift: dict) -> list[str]:
     return out
 
 
+def unchecked_line(estimate: dict) -> str:
+    """e.g. "the drift check could not compare embedding drift (...)"; "" when it compared
+    everything (or the estimate's falls were not left to it)."""
+    blind = estimate.get("unchecked")
+    return f"the drift check could not compare {'; '.join(blind)}" if blind else ""
+
+
 def all_clear(estimate: dict) -> bool:
     """Whether the window says a performance condition is over: estimated, nothing fell,
     and nothing set aside as unconfirmed (a fall seen again where the drift check just
@@ -175,10 +182,7 @@ def estimate_markdown(estimate: dict) -> str:
     )
     fallen = f"\n\nFallen: {falls_line(estimate)}\n"
     if estimate.get("unchecked"):
-        fallen += (
-            f"\nAlerted though nothing else was seen to move: the drift check could not "
-            f"compare {'; '.join(estimate['unchecked'])}.\n"
-        )
+        fallen += f"\nAlerted though nothing else was seen to move: {unchecked_line(estimate)}.\n"
     return "\n".join(lines) + fallen + unconfirmed + _anchor_note(estimate)
 
 
