@@ -17,15 +17,14 @@ from skintwin.errors import SkinTwinError
 MARKER = ".skintwin-output"  # written into every step output: which step owns the folder
 
 
-def check_output_dir(
-    target: Path, owner: str, inputs: Sequence[Path] = (), known: frozenset[str] = frozenset()
-) -> Path:
+def check_output_dir(target: Path, owner: str, inputs: Sequence[Path] = ()) -> Path:
     """The resolved `target`, if a step named `owner` may replace it.
 
     Refused: a folder that holds one of `inputs` or lies inside one, and a folder that is
-    not empty and not an earlier output of the same step: its marker file says so, or —
-    written before markers existed — it holds nothing but names the step writes (`known`).
-    DVC's own `.gitignore` does not count: DVC writes it again after the step.
+    not empty and whose marker file does not name the same step. A folder of the step's own
+    names without a marker is refused too: a plain YOLO dataset (`images/`, `labels/`,
+    `data.yaml`) looks just like preprocess's or generate's output, and `--out` pointed at
+    one must not replace it. DVC's own `.gitignore` does not count: DVC writes it again.
     """
     target = Path(target).resolve()
     for given in inputs:
@@ -39,12 +38,11 @@ def check_output_dir(
             raise SkinTwinError(f"{target}: exists and is not a folder")
         marker = target / MARKER
         entries = {p.name for p in target.iterdir()} - {MARKER, ".gitignore"}
-        # the marker says who owns it; an unmarked folder of this step's names is legacy
-        owned = marker.read_text().strip() == owner if marker.is_file() else entries <= known
+        owned = marker.is_file() and marker.read_text().strip() == owner
         if not owned and entries:
             raise SkinTwinError(
-                f"{target}: not empty and not an earlier `{owner}` output; "
-                "choose an empty or new folder"
+                f"{target}: not empty and not an earlier `{owner}` output (no {MARKER} "
+                f"naming it); choose an empty or new folder"
             )
     return target
 
@@ -60,7 +58,6 @@ def atomic_dir(
     target: Path,
     owner: str | None = None,
     inputs: Sequence[Path] = (),
-    known: frozenset[str] = frozenset(),
 ) -> Iterator[Path]:
     """Yield a temporary sibling folder that replaces `target` on success, vanishes on error.
 
@@ -68,7 +65,7 @@ def atomic_dir(
     as that step's output. One writer per output (DVC holds its repo lock): leftovers of a
     writer that was killed (`.<name>.tmp-*`) are removed first, so a re-run starts clean.
     """
-    target = check_output_dir(target, owner, inputs, known) if owner else Path(target).resolve()
+    target = check_output_dir(target, owner, inputs) if owner else Path(target).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)

@@ -30,10 +30,6 @@ from skintwin.training.validator import Rows, run_val
 from skintwin.training.version_estimator import fit_for_version
 
 log = logging.getLogger(__name__)
-OUTPUTS = frozenset(
-    {"metrics.json", "pr_curve.csv", "confusion.csv", "charts", "test_stats.npz"}
-    | {"estimator.json", "embedding.npz", "model.onnx", "parity.json", "seen.json"}
-)  # what this step writes
 
 
 def run_evaluate(
@@ -56,12 +52,12 @@ def run_evaluate(
     the export and the service's passes (`runs`) in this one: PyTorch on a CPU takes one
     core a process, as Ultralytics sets it."""
     inputs = [dataset, Path(weights).parent]
-    check_output_dir(out, "evaluate", inputs, OUTPUTS)  # before the work, not after
+    check_output_dir(out, "evaluate", inputs)  # before the work, not after
     imgsz = serving_imgsz or params.imgsz
     runs = ServedRuns(imgsz)  # one detector; parity's `.pt` pass is the estimator's test pass
     with (
         Beside(_validator_passes, weights, dataset, params, metric, device) as validated,
-        atomic_dir(out, owner="evaluate", inputs=inputs, known=OUTPUTS) as tmp,
+        atomic_dir(out, owner="evaluate", inputs=inputs) as tmp,
     ):
         from skintwin.model.onnx import export_onnx
 

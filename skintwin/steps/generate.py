@@ -22,7 +22,6 @@ from skintwin.names import LESION_CLASSES
 from skintwin.params import GenerateParams
 
 log = logging.getLogger(__name__)
-OUTPUTS = frozenset({"images", "labels", "data.yaml", "metadata.csv"})  # what it writes
 
 
 def _write_one(index: int, out: Path, params: GenerateParams, shift: Shift, labels: bool):
@@ -59,7 +58,7 @@ def run_generate(
     """
     if shift not in SHIFTS:
         raise ValueError(f"unknown shift {shift!r}; choose from {sorted(SHIFTS)}")
-    with atomic_dir(out, owner="generate", known=OUTPUTS) as tmp:
+    with atomic_dir(out, owner="generate") as tmp:
         (tmp / "images").mkdir()
         if labels:
             (tmp / "labels").mkdir()

@@ -37,9 +37,6 @@ from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
 from skintwin.params import PreprocessParams
 
 log = logging.getLogger(__name__)
-OUTPUTS = frozenset(
-    {"images", "labels", "data.yaml", "reference_features.parquet", "summary.json"}
-)  # what this step writes
 
 
 def _collect(layout: Layout) -> tuple[list[dict], int]:
@@ -109,7 +106,7 @@ def run_preprocess(
         The split report: counts per split, class and tone group, the test split per
         group, near-duplicates found.
     """
-    check_output_dir(out, "preprocess", [layout.root], OUTPUTS)  # before the work, not after
+    check_output_dir(out, "preprocess", [layout.root])  # before the work, not after
     items, exact = _collect(layout)
     check_source_splits(items, params)
     near = near_duplicate_groups([it["image"] for it in items])
@@ -124,7 +121,7 @@ def run_preprocess(
         it["classes"] = sorted({layout.names[b.cls] for b in it["boxes"]})
     assignment, dropped = plan_split(items, params, near)
     rows, taken = [], set()
-    with atomic_dir(out, owner="preprocess", inputs=[layout.root], known=OUTPUTS) as tmp:
+    with atomic_dir(out, owner="preprocess", inputs=[layout.root]) as tmp:
         for split in SPLITS:
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "labels" / split).mkdir(parents=True)

@@ -33,16 +33,20 @@ def test_set_data_path_keeps_comments(tmp_path: Path) -> None:
         set_data_path(tmp_path, tmp_path / "missing")
 
 
-def test_an_unmarked_folder_of_the_step_s_own_names_is_an_earlier_output(tmp_path: Path) -> None:
-    """Outputs written before markers existed stay replaceable; anything else is refused."""
-    from skintwin.io import check_output_dir
+def test_only_a_folder_marked_as_the_step_s_output_is_replaced(tmp_path: Path) -> None:
+    """A plain YOLO dataset holds just the names preprocess writes: without the step's
+    marker it is the user's, never replaced; with it, an earlier output."""
+    from skintwin.io import MARKER, check_output_dir
 
-    folder = tmp_path / "evaluate"
-    folder.mkdir()
-    (folder / "metrics.json").write_text("{}")
-    (folder / ".gitignore").write_text("/charts\n")  # DVC's own
-    known = frozenset({"metrics.json", "charts"})
-    assert check_output_dir(folder, "evaluate", known=known) == folder.resolve()
-    (folder / "notes.txt").write_text("mine")
-    with pytest.raises(SkinTwinError, match="not an earlier `evaluate` output"):
-        check_output_dir(folder, "evaluate", known=known)
+    folder = tmp_path / "curated"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    (folder / "data.yaml").write_text("names: [psoriasis]\n")
+    (folder / ".gitignore").write_text("/images\n")  # DVC's own
+    with pytest.raises(SkinTwinError, match=f"not an earlier `preprocess` output \\(no {MARKER}"):
+        check_output_dir(folder, "preprocess")
+    (folder / MARKER).write_text("generate\n")
+    with pytest.raises(SkinTwinError, match="not an earlier `preprocess` output"):
+        check_output_dir(folder, "preprocess")
+    (folder / MARKER).write_text("preprocess\n")
+    assert check_output_dir(folder, "preprocess") == folder.resolve()
