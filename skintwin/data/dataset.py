@@ -95,6 +95,10 @@ def _resolve_split(data_yaml: Path, doc: dict, key: str) -> Path:
     while stripped.startswith("../"):
         stripped = stripped[3:]
         candidates.append(data_yaml.parent / stripped)
+    # inside the dataset first: Roboflow's `../train/images` means the export's own
+    # `train/images`, and a folder of that name beside the export is another dataset
+    root = data_yaml.parent.resolve()
+    candidates.sort(key=lambda path: root not in (path.resolve(), *path.resolve().parents))
     for path in candidates:
         if path.is_dir():
             return path
@@ -199,5 +203,13 @@ def parse_labels(
             bad("duplicate_label", n, "same box listed twice", "warning")
             continue
         seen.add(fields)
-        boxes.append(Box(int(cls_f), cx, cy, w, h))
+        box = Box(int(cls_f), cx, cy, w, h)
+        boxes.append(_clipped(box) if edge > 0 else box)
     return boxes, problems
+
+
+def _clipped(box: Box) -> Box:
+    """The box cut at the image's edges (a box within `max_overflow` past one)."""
+    x1, x2 = max(box.cx - box.w / 2, 0.0), min(box.cx + box.w / 2, 1.0)
+    y1, y2 = max(box.cy - box.h / 2, 0.0), min(box.cy + box.h / 2, 1.0)
+    return Box(box.cls, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -115,9 +116,12 @@ def image_size(source: Source, label: str | None = None) -> tuple[int, int]:
 
 
 def decode_image(
-    source: Source, max_pixels: int | None = DEFAULT_MAX_PIXELS, label: str | None = None
+    source: Source, max_pixels: int | Literal["env"] | None = "env", label: str | None = None
 ) -> np.ndarray:
     """HxWx3 uint8 RGB pixels of an image file, encoded bytes or an array.
+
+    `max_pixels`: the limit (None: none); by default `SKINTWIN_MAX_MEGAPIXELS`, so that
+    every step refuses what validate refuses and reads what validate passes.
 
     Raises:
         ImageError: not an accepted image type (415), more pixels than `max_pixels` (413),
@@ -126,8 +130,9 @@ def decode_image(
     label = label or _label(source)
     if isinstance(source, np.ndarray):
         return _from_array(source, label)
+    limit = max_pixels_from_env() if max_pixels == "env" else max_pixels
     with _open(source, label) as im:
-        _check_pixels(im.size, max_pixels, label)  # before any pixel is decoded
+        _check_pixels(im.size, limit, label)  # before any pixel is decoded
         return _decode(im, label)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -33,14 +34,17 @@ from skintwin.data.images import decode_image, needs_normalising
 from skintwin.data.near_duplicates import near_duplicate_groups
 from skintwin.data.split_plan import check_source_splits, plan_split, split_report
 from skintwin.data.splits import SPLITS
+from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
 from skintwin.params import PreprocessParams
 
 log = logging.getLogger(__name__)
 
 
-def _collect(layout: Layout) -> tuple[list[dict], int]:
-    """Every unique image with its label boxes; exact duplicates (same bytes) dropped."""
+def _collect(layout: Layout, max_overflow: float) -> tuple[list[dict], int]:
+    """Every unique image with its label boxes, read as validate reads them (a box within
+    `max_overflow` past an edge clipped to it); exact duplicates (same bytes) dropped. A
+    label line validate would refuse stops it: no lesion is dropped without a word."""
     seen: set[str] = set()
     items, dropped = [], 0
     for source_split, folder in sorted(layout.splits.items()):
@@ -51,7 +55,13 @@ def _collect(layout: Layout) -> tuple[list[dict], int]:
                 continue
             seen.add(digest)
             lbl = label_path(image)
-            boxes = parse_labels(lbl, len(layout.names))[0] if lbl.exists() else []
+            boxes, problems = (
+                parse_labels(lbl, len(layout.names), max_overflow) if lbl.exists() else ([], [])
+            )
+            wrong = [p for p in problems if p.severity == "error"]
+            if wrong:
+                raise SkinTwinError(f"{wrong[0].file}:{wrong[0].line}: {wrong[0].message} "
+                                    "(run the validate stage for every problem)")  # fmt: skip
             items.append(
                 {"image": image, "source_split": source_split, "boxes": boxes, "digest": digest}
             )
@@ -59,10 +69,21 @@ def _collect(layout: Layout) -> tuple[list[dict], int]:
 
 
 def _unique_name(name: str, item: dict, taken: set[str]) -> str:
-    if name in taken:
-        name = f"{item['source_split']}_{name}"
-    taken.add(name)
-    return name
+    """`name`, else prefixed with its source split, else suffixed with its content's hash:
+    photos found in sub-folders (`clinic_a/p0.jpg`, `clinic_b/p0.jpg`) share names, and
+    one copied over another would lose it and leave its row pointing at the other."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for candidate in (
+        name,
+        f"{item['source_split']}_{name}",
+        f"{stem}_{item['digest'][:16]}{suffix}",
+    ):
+        if candidate not in taken:
+            break
+    else:
+        raise SkinTwinError(f"{item['image']}: no free name for it in the output")
+    taken.add(candidate)
+    return candidate
 
 
 def _place_image(item: dict, folder: Path, taken: set[str]) -> str:
@@ -97,17 +118,22 @@ def _write_item(tmp: Path, it: dict, split: str, names: tuple[str, ...], taken: 
 
 
 def run_preprocess(
-    layout: Layout, params: PreprocessParams, out: Path, report: Path | None = None
+    layout: Layout,
+    params: PreprocessParams,
+    out: Path,
+    report: Path | None = None,
+    max_overflow: float = 0.0,
 ) -> dict:
     """Write the normalised dataset and reference features into `out` (atomically), and
-    the split report (also to `report`, a small file for git).
+    the split report (also to `report`, a small file for git). `max_overflow`: how far a
+    box may pass an image's edge and be clipped (`validate.max_box_overflow`).
 
     Returns:
         The split report: counts per split, class and tone group, the test split per
         group, near-duplicates found.
     """
     check_output_dir(out, "preprocess", [layout.root])  # before the work, not after
-    items, exact = _collect(layout)
+    items, exact = _collect(layout, max_overflow)
     check_source_splits(items, params)
     near = near_duplicate_groups([it["image"] for it in items])
     feats = extract_many(
@@ -135,7 +161,7 @@ def run_preprocess(
         found = {
             "groups": [[rows[i]["file"] for i in g if rows[i]] for g in near],
             "dropped_from_training_side": sorted(
-                items[i]["image"].relative_to(layout.root).as_posix() for i in dropped
+                Path(os.path.relpath(items[i]["image"], layout.root)).as_posix() for i in dropped
             ),
             "exact_duplicates_dropped": exact,
         }
@@ -161,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         params = load_params(args.params)
         report = Path(args.report) if args.report else None
-        run_preprocess(discover(args.data), params.preprocess, Path(args.out), report)
+        run_preprocess(discover(args.data), params.preprocess, Path(args.out), report,
+                       params.validate_.max_box_overflow)  # fmt: skip
 
     return run_main(body)
 

@@ -24,7 +24,7 @@ from skintwin.data.dataset import (
     list_images,
     parse_labels,
 )
-from skintwin.data.images import ImageError, decode_image, max_pixels_from_env
+from skintwin.data.images import ImageError, decode_image
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_write_json
 from skintwin.params import ValidateParams
@@ -32,16 +32,25 @@ from skintwin.params import ValidateParams
 log = logging.getLogger(__name__)
 
 
+MIN_SIDE = 10  # pixels: Ultralytics drops a smaller image from training as corrupt
+
+
 def _inspect_image(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None]:
     """(content hash, (width, height), error) of one image; decodes it fully, with the
     decoder every later step uses."""
     try:
         data = path.read_bytes()
-        rgb = decode_image(data, max_pixels_from_env(), label=path.name)
+        rgb = decode_image(data, label=path.name)
     except OSError as exc:
         return None, None, f"unreadable image: {exc.strerror or exc}"
     except ImageError as exc:
         return None, None, f"unusable image: {exc}"
+    if min(rgb.shape[:2]) < MIN_SIDE:
+        return (
+            None,
+            None,
+            f"image of {rgb.shape[1]}×{rgb.shape[0]} pixels: a side under {MIN_SIDE}",
+        )
     return hashlib.sha256(data).hexdigest(), (rgb.shape[1], rgb.shape[0]), None
 
 
@@ -58,6 +67,24 @@ def _orphan_labels(layout: Layout, images: list[Path]) -> list[Problem]:
             if txt not in stems and txt.name != "classes.txt":
                 found.append(Problem("error", "label_without_image", str(txt), "no image"))
     return found
+
+
+def _shared_labels(images: list[Path]) -> list[Problem]:
+    """Photos whose one label file is the same (`p0.jpg` and `p0.png`): the second would
+    be trained and tested with the first one's lesions."""
+    by_label: dict[Path, list[Path]] = defaultdict(list)
+    for image in images:
+        by_label[label_path(image)].append(image)
+    return [
+        Problem(
+            "error",
+            "shared_label",
+            str(label),
+            "the label file of " + " and ".join(map(str, same)),
+        )
+        for label, same in sorted(by_label.items())
+        if len(same) > 1
+    ]
 
 
 @dataclass
@@ -82,7 +109,7 @@ def _check_images(
     tally = _Tally(
         {s: {"images": len(i), "boxes": 0, "background": 0} for s, i in per_split.items()}
     )
-    problems: list[Problem] = []
+    problems = _shared_labels([p for p, _ in images])
     for (image, split), (digest, size, error) in zip(images, inspected, strict=True):
         if error:
             problems.append(Problem("error", "unreadable_image", str(image), error))

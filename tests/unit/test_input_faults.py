@@ -1,0 +1,104 @@
+"""A dataset's odd corners: nothing of it is lost or changed without a word, and what is
+wrong with it is named (file, line) before any model is trained or registered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from skintwin.data.dataset import discover, parse_labels
+from skintwin.data.images import ImageError, decode_image
+from skintwin.errors import SkinTwinError
+from skintwin.params import load_params
+from skintwin.steps.preprocess import run_preprocess
+from skintwin.steps.validate import run_validate
+from tests.conftest import REPO, write_dataset, write_image
+
+PARAMS = load_params(REPO / "params.yaml")
+FEW = PARAMS.validate_.model_copy(update={"min_images_per_class": 1})
+
+
+def _rules(root: Path) -> list[tuple[str, str]]:
+    report = run_validate(discover(root), FEW, 1)
+    return [(p["rule"], p["severity"]) for p in report["problems"]]
+
+
+def test_a_box_just_past_the_edge_is_clipped_and_kept_by_preprocess(tmp_path: Path) -> None:
+    """Validate passes it as "clipped"; preprocess once dropped the lesion without a word."""
+    root = write_dataset(tmp_path / "ds", n=10)
+    (root / "labels" / "img0.txt").write_text("0 0.3 0.5 0.2 0.2\n1 0.91 0.5 0.2 0.2\n")
+    assert ("box_outside_image", "warning") in _rules(root)
+    (box,) = parse_labels(root / "labels" / "img0.txt", 2, 0.02)[0][1:]
+    assert box.cx + box.w / 2 == pytest.approx(1.0) and box.w == pytest.approx(0.19)
+    overflow = PARAMS.validate_.max_box_overflow
+    run_preprocess(discover(root), PARAMS.preprocess, tmp_path / "out", max_overflow=overflow)
+    table = pd.read_parquet(tmp_path / "out" / "reference_features.parquet")
+    row = table[table.file.str.endswith("/img0.jpg")].iloc[0]
+    assert (row.n_acne, row.n_mole) == (1, 1)
+    label = tmp_path / "out" / row.file.replace("images", "labels").replace(".jpg", ".txt")
+    assert "1 0.905000 0.500000 0.190000 0.200000" in label.read_text()
+
+
+def test_preprocess_refuses_a_label_line_validate_would_refuse(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "ds", n=10)
+    (root / "labels" / "img3.txt").write_text("0 0.3 0.5 0.2 0.2\n7 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(SkinTwinError, match=r"img3\.txt:2: class id 7"):
+        run_preprocess(discover(root), PARAMS.preprocess, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_photos_of_one_name_in_sub_folders_are_all_kept(tmp_path: Path) -> None:
+    """`clinic_a/p0.jpg`, `clinic_b/p0.jpg`, `clinic_c/p0.jpg`: the third was once copied
+    over the second, its row pointing at a photo that was not its own."""
+    root = write_dataset(tmp_path / "ds", n=3)
+    for k, clinic in enumerate(("clinic_a", "clinic_b", "clinic_c")):
+        for i in range(4):
+            write_image(root / "images" / clinic / f"p{i}.jpg", 100 + 10 * k + i)
+            (root / "labels" / clinic).mkdir(parents=True, exist_ok=True)
+            (root / "labels" / clinic / f"p{i}.txt").write_text("0 0.3 0.5 0.2 0.2\n")
+    run_preprocess(discover(root), PARAMS.preprocess, tmp_path / "out")
+    table = pd.read_parquet(tmp_path / "out" / "reference_features.parquet")
+    on_disk = [p for p in (tmp_path / "out" / "images").rglob("*") if p.is_file()]
+    assert len(table) == len(set(table.file)) == len(on_disk) == 15
+    assert table.sha256.nunique() == 15
+
+
+def test_two_photos_sharing_one_label_file_are_an_error(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "ds", n=6)
+    write_image(root / "images" / "img0.png", 99)
+    report = run_validate(discover(root), FEW, 1)
+    shared = [p for p in report["problems"] if p["rule"] == "shared_label"]
+    assert report["errors"] and len(shared) == 1
+    assert shared[0]["file"].endswith("img0.txt") and "img0.png" in shared[0]["message"]
+
+
+def test_a_photo_under_ten_pixels_a_side_is_an_error_of_validate(tmp_path: Path) -> None:
+    """Ultralytics drops it from training as corrupt; preprocess crashed on it in OpenCV."""
+    root = write_dataset(tmp_path / "ds", n=6)
+    from PIL import Image
+
+    Image.new("RGB", (1, 40), (200, 150, 120)).save(root / "images" / "thin.png")
+    report = run_validate(discover(root), FEW, 1)
+    (thin,) = [p for p in report["problems"] if p["file"].endswith("thin.png")]
+    assert thin["severity"] == "error" and "a side under 10" in thin["message"]
+
+
+def test_a_split_inside_the_export_wins_over_a_folder_beside_it(tmp_path: Path) -> None:
+    """Roboflow's `train: ../train/images` means the export's own train/images."""
+    export = write_dataset(tmp_path / "exports" / "ds", n=4, split_dirs=("train", "valid"))
+    write_dataset(tmp_path / "exports", n=2, split_dirs=("train",))  # another export's
+    layout = discover(export)
+    assert layout.splits["train"] == export / "train" / "images"
+
+
+def test_every_step_reads_images_under_the_configured_pixel_limit(
+    tmp_path: Path, monkeypatch
+) -> None:
+    write_image(tmp_path / "p.jpg", 1)  # 48 × 48 pixels
+    assert decode_image(tmp_path / "p.jpg").shape[:2] == (48, 48)
+    monkeypatch.setenv("SKINTWIN_MAX_MEGAPIXELS", "0.001")
+    with pytest.raises(ImageError, match="exceeds"):
+        decode_image(tmp_path / "p.jpg")
+    assert decode_image(tmp_path / "p.jpg", max_pixels=None).shape[:2] == (48, 48)
