@@ -3,6 +3,7 @@ step's output folder never replaces a folder it does not own."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -103,6 +104,30 @@ def atomic_write_json(path: Path, obj: object) -> None:
     atomic_write_bytes(
         path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode()
     )
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks (weights run to hundreds of MB)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_record(path: Path, keys: Sequence[str], remedy: str) -> dict:
+    """The JSON object in `path`, holding `keys`; else an error naming the file and what
+    is wrong with it, and `remedy` (what to run to write it again)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SkinTwinError(f"{path}: missing; {remedy}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SkinTwinError(f"{path}: unreadable ({exc}); {remedy}") from None
+    missing = [k for k in keys if not isinstance(doc, dict) or k not in doc]
+    if missing:
+        raise SkinTwinError(f"{path}: no {', '.join(missing)}; {remedy}")
+    return doc
 
 
 def env_number(name: str, default: float, low: float, high: float) -> float:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
-from skintwin.io import atomic_write_bytes
+from skintwin.io import atomic_write_bytes, read_record
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -125,6 +125,11 @@ class ProjectPaths:
         return self.root / "reports" / "evaluate"
 
     @property
+    def evaluated(self) -> Path:
+        """Which training run and weights the evaluate stage's figures are of."""
+        return self.evaluate_dir / "candidate.json"
+
+    @property
     def metrics(self) -> Path:
         return self.evaluate_dir / "metrics.json"
 
@@ -226,3 +231,8 @@ def set_data_path(root: Path, data_path: str | Path | None) -> bool:
         return False
     atomic_write_bytes(params, (text[: match.start(2)] + value + text[match.end(2) :]).encode())
     return True
+
+
+def read_run_record(path: Path) -> dict:
+    """The train stage's record (`run.json`): the MLflow run id and the weights' path."""
+    return read_record(path, ("run_id", "weights"), "run `dvc repro train` first")

@@ -36,8 +36,8 @@ def _windows(grey: np.ndarray) -> list[np.ndarray]:
     for s in (0.95, 0.9):
         for fx, fy in itertools.product((0.0, 0.5, 1.0), repeat=2):
             x0, y0 = int(fx * (1 - s) * w), int(fy * (1 - s) * h)
-            out.append(grey[y0 : y0 + int(s * h), x0 : x0 + int(s * w)])
-    return out
+            out.append(grey[y0 : y0 + max(int(s * h), 1), x0 : x0 + max(int(s * w), 1)])
+    return out  # a window of a photo a pixel wide keeps that pixel: none is empty
 
 
 def _phashes(grey: np.ndarray) -> np.ndarray:

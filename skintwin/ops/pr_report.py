@@ -18,7 +18,7 @@ from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_dir
 from skintwin.ops.processes import bin_path
 from skintwin.params import load_params
-from skintwin.project import ProjectPaths
+from skintwin.project import ProjectPaths, read_run_record
 from skintwin.registry.summary import gate_table
 
 
@@ -61,7 +61,6 @@ def _num(value: float | None, signed: bool = False) -> str:
 
 def _decision(paths: ProjectPaths) -> tuple[str | None, dict | None]:
     """The registered version of this workspace's training run, and its gate's record."""
-    import json
 
     import mlflow
 
@@ -70,7 +69,7 @@ def _decision(paths: ProjectPaths) -> tuple[str | None, dict | None]:
 
     if not paths.run_record.is_file():
         return None, None
-    run_id = json.loads(paths.run_record.read_text())["run_id"]
+    run_id = read_run_record(paths.run_record)["run_id"]
     configure_tracking(paths.root)
     name = load_params(paths.params).promote.model_name
     version = client.find_version(name, run_id)

@@ -8,13 +8,13 @@ evaluates the champion now on the same test split and moves `champion` only on a
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
+from skintwin.io import file_sha256, read_record
 from skintwin.params import Params, load_params
-from skintwin.project import ProjectPaths
+from skintwin.project import ProjectPaths, read_run_record
 from skintwin.registry import aliases, approval, card, champion, client, recording
 from skintwin.registry.artifacts import runtime_tags, version_artifacts
 from skintwin.registry.gate import Decision, decide
@@ -33,10 +33,17 @@ NO_COMPARISON = "no comparison"  # the rule of a decision made without the champ
 
 
 def run_record(paths: ProjectPaths) -> dict:
-    """The train stage's record: MLflow run id and weights path."""
-    if not paths.run_record.is_file():
-        raise SkinTwinError(f"{paths.run_record}: missing; run `dvc repro train` first")
-    return json.loads(paths.run_record.read_text())
+    """The train stage's record, if the evaluate stage's figures are of its weights: after
+    `dvc repro train` alone they are the previous model's, and registering would tag new
+    weights with them (and gate them on them)."""
+    record = read_run_record(paths.run_record)
+    evaluated = read_record(paths.evaluated, ("weights_sha256",), "run `dvc repro evaluate`")
+    if evaluated["weights_sha256"] != file_sha256(paths.train_dir / record["weights"]):
+        raise SkinTwinError(
+            f"{paths.evaluate_dir}: the figures are of run {evaluated.get('run_id')}, not of "
+            f"{paths.train_dir} (run {record['run_id']}); run `dvc repro evaluate`"
+        )
+    return record
 
 
 def register(

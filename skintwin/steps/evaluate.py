@@ -17,8 +17,9 @@ import logging
 from pathlib import Path
 
 from skintwin.data.dataset import list_images
-from skintwin.io import atomic_dir, atomic_write_json, check_output_dir
+from skintwin.io import atomic_dir, atomic_write_json, check_output_dir, file_sha256
 from skintwin.params import EvaluateParams
+from skintwin.project import read_run_record
 from skintwin.runtime import Beside
 from skintwin.training import charts
 from skintwin.training.embedding import fit_projection
@@ -41,12 +42,15 @@ def run_evaluate(
     device: str = "cpu",
     operating_conf: float = 0.25,
     serving_imgsz: int | None = None,
+    run_id: str | None = None,
 ) -> Evaluation:
     """Evaluate `weights` on `dataset`'s test split and write the reports into `out`; fit
     the label-free performance estimator on the validation split (`estimator.json`) and the
     drift embedding's projection on the training split (`embedding.npz`); export the ONNX
     model (`model.onnx`) and check it against the `.pt` on the test split (`parity.json`);
-    list the photos the model trained and was selected on (`seen.json`).
+    list the photos the model trained and was selected on (`seen.json`); and name the
+    training run `run_id` and the weights' SHA-256 these figures are of (`candidate.json`:
+    registration refuses figures of other weights).
 
     Ultralytics' validator (test and validation splits) runs in a second process, beside
     the export and the service's passes (`runs`) in this one: PyTorch on a CPU takes one
@@ -62,6 +66,8 @@ def run_evaluate(
         from skintwin.model.onnx import export_onnx
 
         write_seen(dataset, tmp / "seen.json")  # first: an old reference table fails at once
+        atomic_write_json(tmp / "candidate.json",
+                          {"run_id": run_id, "weights_sha256": file_sha256(weights)})  # fmt: skip
         onnx = export_onnx(weights, tmp / "model.onnx", imgsz, params.embed_layer)
         _serve_splits(runs, weights, onnx, dataset, operating_conf, params)
         result, val = validated.result()
@@ -127,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         params = load_params(args.params)
         model_dir = Path(args.model)
-        record = json.loads((model_dir / "run.json").read_text())
+        record = read_run_record(model_dir / "run.json")
         out = Path(args.out)
         result = run_evaluate(
             model_dir / record["weights"],
@@ -138,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             params.train.device,
             params.monitor.conf,  # production stores detections at this confidence and above
             params.monitor.imgsz,  # ... predicted at this size
+            record["run_id"],
         )
         configure_tracking(Path.cwd())
         log_evaluation(record["run_id"], result.flat(), out)

@@ -3,6 +3,7 @@ wrong with it is named (file, line) before any model is trained or registered.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ from skintwin.data.dataset import discover, parse_labels
 from skintwin.data.images import ImageError, decode_image
 from skintwin.errors import SkinTwinError
 from skintwin.params import load_params
+from skintwin.project import ProjectPaths
 from skintwin.steps.preprocess import run_preprocess
 from skintwin.steps.validate import run_validate
 from tests.conftest import REPO, write_dataset, write_image
@@ -85,6 +87,19 @@ def test_a_photo_under_ten_pixels_a_side_is_an_error_of_validate(tmp_path: Path)
     assert thin["severity"] == "error" and "a side under 10" in thin["message"]
 
 
+def test_near_duplicates_of_a_photo_a_pixel_wide_are_looked_for_not_crashed_on(
+    tmp_path: Path,
+) -> None:
+    """Preprocess run without validate once crashed in OpenCV on an empty crop window."""
+    from PIL import Image
+
+    from skintwin.data.near_duplicates import near_duplicate_groups
+
+    Image.new("RGB", (1, 30), (200, 150, 120)).save(tmp_path / "thin.png")
+    write_image(tmp_path / "a.jpg", 1)
+    assert near_duplicate_groups([tmp_path / "thin.png", tmp_path / "a.jpg"]) == []
+
+
 def test_a_split_inside_the_export_wins_over_a_folder_beside_it(tmp_path: Path) -> None:
     """Roboflow's `train: ../train/images` means the export's own train/images."""
     export = write_dataset(tmp_path / "exports" / "ds", n=4, split_dirs=("train", "valid"))
@@ -102,3 +117,46 @@ def test_every_step_reads_images_under_the_configured_pixel_limit(
     with pytest.raises(ImageError, match="exceeds"):
         decode_image(tmp_path / "p.jpg")
     assert decode_image(tmp_path / "p.jpg", max_pixels=None).shape[:2] == (48, 48)
+
+
+def test_figures_of_other_weights_are_not_registered(tmp_path: Path) -> None:
+    """After `dvc repro train` alone the evaluate stage's figures are the last model's:
+    registration refuses them, naming both runs, before anything reaches MLflow."""
+    from skintwin.io import file_sha256
+    from skintwin.registry.promotion import run_record
+
+    paths = ProjectPaths(tmp_path)
+    (paths.train_dir / "weights").mkdir(parents=True)
+    (paths.train_dir / "weights" / "best.pt").write_bytes(b"new weights")
+    paths.run_record.write_text(json.dumps({"run_id": "new", "weights": "weights/best.pt"}))
+    paths.evaluate_dir.mkdir(parents=True)
+    with pytest.raises(SkinTwinError, match=r"candidate\.json: missing; run `dvc repro evaluate`"):
+        run_record(paths)
+    paths.evaluated.write_text(json.dumps({"run_id": "old", "weights_sha256": "0" * 64}))
+    with pytest.raises(SkinTwinError, match=r"figures are of run old, not of .*train \(run new\)"):
+        run_record(paths)
+    weights = paths.train_dir / "weights" / "best.pt"
+    paths.evaluated.write_text(
+        json.dumps({"run_id": "new", "weights_sha256": file_sha256(weights)})
+    )
+    assert run_record(paths)["run_id"] == "new"
+
+
+@pytest.mark.parametrize(
+    ("text", "fault"),
+    [(None, "missing"), ("{not json", "unreadable"), ('{"run_id": "r"}', "no weights")],
+)
+def test_a_damaged_run_record_is_named(tmp_path: Path, text: str | None, fault: str) -> None:
+    """Evaluate stops with one line naming run.json and what is wrong with it."""
+    from skintwin.project import read_run_record
+    from skintwin.steps.evaluate import main
+
+    model = tmp_path / "models" / "train"
+    model.mkdir(parents=True)
+    if text is not None:
+        (model / "run.json").write_text(text)
+    with pytest.raises(SkinTwinError, match=f"run.json: {fault}"):
+        read_run_record(model / "run.json")
+    args = ["--data", str(tmp_path), "--model", str(model), "--out", str(tmp_path / "e")]
+    assert main([*args, "--params", str(REPO / "params.yaml")]) == 1
+    assert not (tmp_path / "e").exists()
