@@ -18,7 +18,8 @@ from pathlib import Path
 
 from prefect import flow
 
-from skintwin.project import resolve_root, set_data_path
+from skintwin.params.data_path import set_data_path
+from skintwin.project import resolve_root
 from tasks.dvc_stages import reproduce_stage
 from tasks.registry_tasks import (
     gate_candidate,

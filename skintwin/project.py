@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
-from skintwin.io import atomic_write_bytes, read_record
+from skintwin.io import read_record
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -202,35 +202,6 @@ class ProjectPaths:
     @property
     def prefect_home(self) -> Path:
         return self.root / ".prefect"
-
-
-def set_data_path(root: Path, data_path: str | Path | None) -> bool:
-    """Point `data.path` in params.yaml at `data_path` (as `dvc exp run -S` would).
-
-    The edit keeps comments and layout; the path is stored relative to the project when it
-    lies inside it. Returns True when params.yaml changed.
-    """
-    if not data_path:
-        return False
-    target = Path(data_path).expanduser()
-    resolved = target if target.is_absolute() else (Path.cwd() / target)
-    if not resolved.is_dir():
-        raise SkinTwinError(f"{data_path}: dataset folder does not exist")
-    resolved = resolved.resolve()
-    try:
-        value = resolved.relative_to(root).as_posix()
-    except ValueError:
-        value = str(resolved)
-    params = root / "params.yaml"
-    text = params.read_text()
-    pattern = re.compile(r"(^data:\s*\n(?:[ \t]*#.*\n)*[ \t]+path:[ \t]*)([^\s#]+)", re.M)
-    match = pattern.search(text)
-    if match is None:
-        raise SkinTwinError(f"{params}: no 'data.path' key to update")
-    if match.group(2) == value:
-        return False
-    atomic_write_bytes(params, (text[: match.start(2)] + value + text[match.end(2) :]).encode())
-    return True
 
 
 def read_run_record(path: Path) -> dict:

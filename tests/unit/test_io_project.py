@@ -6,7 +6,7 @@ import pytest
 
 from skintwin.errors import SkinTwinError
 from skintwin.io import atomic_dir
-from skintwin.project import set_data_path
+from skintwin.params.data_path import set_data_path
 
 
 def test_atomic_dir_keeps_old_output_on_failure(tmp_path: Path) -> None:
@@ -31,6 +31,23 @@ def test_set_data_path_keeps_comments(tmp_path: Path) -> None:
     assert set_data_path(tmp_path, tmp_path / "mine") is False
     with pytest.raises(SkinTwinError, match="does not exist"):
         set_data_path(tmp_path, tmp_path / "missing")
+
+
+@pytest.mark.parametrize("name", ["2024", "null", "@scans", "*raw", "a #1", "two words", "x: y"])
+def test_set_data_path_writes_any_folder_name_so_that_it_reads_back(
+    tmp_path: Path, name: str
+) -> None:
+    """A folder named like a number, null, an alias or a comment once made params.yaml
+    unreadable, or cut the path short."""
+    import yaml
+
+    (tmp_path / "params.yaml").write_text("data:\n  path: data/demo   # note\ntrain: {}\n")
+    for folder in (name, "other"):
+        (tmp_path / folder).mkdir()
+        assert set_data_path(tmp_path, tmp_path / folder) is True
+        text = (tmp_path / "params.yaml").read_text()
+        assert yaml.safe_load(text)["data"]["path"] == folder and "   # note" in text
+        assert set_data_path(tmp_path, tmp_path / folder) is False
 
 
 def test_only_a_folder_marked_as_the_step_s_output_is_replaced(tmp_path: Path) -> None:
