@@ -72,13 +72,15 @@ def drift_flow(
     result["performance"] = estimate_performance(
         root, model, current, result, params, out_dir, subject
     )
-    alert = raise_drift_alert(root, result, params, subject)
-    raise_performance_alert(root, result["performance"], params, subject)
-    log_drift_to_mlflow(root, result, subject, out_dir)
-    publish_drift_summary(result, subject, alert, out_dir)
+    alert = raise_drift_alert(root, result, params, subject, model)
+    # retraining starts before anything else can fail: a later run would find the alert
+    # raised already (de-duplicated) and not start it
     retraining = None
     if alert and alert["severity"] == "critical" and params.retrain_on_critical:
         retraining = _retrain(root)
+    fall = raise_performance_alert(root, result["performance"], params, subject, model)
+    log_drift_to_mlflow(root, result, subject, out_dir)
+    publish_drift_summary(result, subject, {"drift": alert, "performance": fall}, out_dir)
     get_run_logger().info(
         "drift verdict for %s: %s (report %s)", subject, result["drift_detected"], out_dir
     )

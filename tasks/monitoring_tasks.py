@@ -186,8 +186,11 @@ def log_drift_to_mlflow(root: str, result: dict, subject: str, out_dir: str) -> 
 
 
 @task(cache_policy=NO_CACHE, name="publish-drift-summary")
-def publish_drift_summary(result: dict, subject: str, alert: dict | None, out_dir: str) -> str:
-    markdown = summaries.drift_markdown(result, subject, alert, out_dir)
+def publish_drift_summary(
+    result: dict, subject: str, raised: dict[str, dict | None], out_dir: str
+) -> str:
+    """The drift check as a Prefect artifact; `raised`: each alert task's alert (or None)."""
+    markdown = summaries.drift_markdown(result, subject, raised, out_dir)
     return str(
         create_markdown_artifact(
             key="drift-summary", markdown=markdown, description=f"Drift check of {subject}"

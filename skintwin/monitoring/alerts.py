@@ -2,10 +2,13 @@
 webhook, and de-duplication.
 
 An alert is written once per ongoing condition: the same key at the same or a lower
-severity within `monitor.dedup_hours` is suppressed; a higher severity always alerts. The
+severity within `monitor.dedup_hours` is suppressed; a higher severity always alerts, and
+so does one its caller finds says more than the last (`raise_alert`'s `tells_more`). The
 de-duplication state lives in the prediction store's database (see `PredictionStore.
-claim_alert`), so two drift checks at once raise one alert. A webhook that fails or times
-out is retried, then recorded on the alert; it never fails the run.
+claim_alert`), so two drift checks at once raise one alert; it is claimed only once the
+alert's file is written. A webhook that fails or times out is retried, then recorded on
+the alert, and posted again by a later check that finds the alert still standing; it never
+fails the run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from skintwin.io import atomic_write_json
@@ -102,12 +106,24 @@ def raise_alert(
     details: dict,
     key: str,
     params: MonitorParams,
+    tells_more: Callable[[dict], bool] | None = None,
 ) -> dict | None:
-    """Write (and post) an alert unless it duplicates an ongoing one; returns it or None."""
+    """Write (and post) an alert unless it duplicates an ongoing one; returns it or None.
+
+    The file is written first, under a name no reader lists, and becomes the alert once the
+    claim in the store is won: a write that fails leaves no claim behind, so the retry (or
+    the next check) alerts. A suppressed check re-posts the standing alert if its webhook
+    failed. `tells_more(last)` says whether this alert says more than `last`, the key's
+    alert within `dedup_hours` (another model version, a new fall): then it replaces that
+    alert's claim, and only that one, so of concurrent checks one alerts.
+    """
     now = time.time()
-    if not store.claim_alert(key, level, SEVERITY_RANK[level], now, params.dedup_hours * 3600):
-        log.info("alert %s (%s) suppressed: raised within %s h", key, level, params.dedup_hours)
-        return None
+    window_s = params.dedup_hours * 3600
+    dedup_s = window_s
+    last = latest_alert(alert_dir, key, now - window_s)
+    if last is not None and tells_more is not None and tells_more(last):
+        dedup_s = now - last["time"]  # the claim stands since `last` was raised: replace it
+    url = os.environ.get("SKINTWIN_ALERT_WEBHOOK")
     alert = {
         "id": uuid.uuid4().hex[:12],
         "kind": kind,
@@ -117,15 +133,64 @@ def raise_alert(
         "summary": summary,
         "key": key,
         "details": details,
+        "webhook": {"delivered": False, "attempts": 0, "error": "not sent yet"} if url else None,
     }
-    url = os.environ.get("SKINTWIN_ALERT_WEBHOOK")
-    alert["webhook"] = (
-        post_webhook(url, alert, params.webhook_timeout_s, params.webhook_retries) if url else None
-    )
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-    atomic_write_json(alert_dir / f"{stamp}-{kind}-{alert['id']}.json", alert)
+    path = Path(alert_dir) / f"{stamp}-{kind}-{alert['id']}.json"
+    pending = path.with_name(f".{path.stem}.pending")
+    atomic_write_json(pending, alert)
+    try:
+        claimed = store.claim_alert(key, level, SEVERITY_RANK[level], now, dedup_s)
+    except BaseException:
+        pending.unlink(missing_ok=True)
+        raise
+    if not claimed:
+        pending.unlink(missing_ok=True)
+        log.info("alert %s (%s) suppressed: raised within %s h", key, level, params.dedup_hours)
+        _redeliver(alert_dir, key, url, params, now)
+        return None
+    try:
+        pending.replace(path)
+    except OSError:
+        store.clear_alert(key)  # no alert was made: the next check must not see one
+        raise
     log.warning("ALERT [%s] %s: %s", level, kind, summary)
+    if url:
+        alert["webhook"] = post_webhook(
+            url, alert, params.webhook_timeout_s, params.webhook_retries
+        )
+        atomic_write_json(path, alert)
     return alert
+
+
+def _redeliver(
+    alert_dir: Path, key: str, url: str | None, params: MonitorParams, now: float
+) -> None:
+    """Post the key's standing alert again when its webhook failed, or was never sent by a
+    run that stopped (not while a run may still be sending it); record the outcome on it."""
+    last = latest_alert(alert_dir, key, now - params.dedup_hours * 3600)
+    hook = (last or {}).get("webhook")
+    if not url or not hook or hook["delivered"]:
+        return
+    sending_s = (params.webhook_retries + 1) * (params.webhook_timeout_s + 10.0)
+    if hook["attempts"] == 0 and now - last["time"] < sending_s:
+        return
+    last["webhook"] = post_webhook(url, last, params.webhook_timeout_s, params.webhook_retries)
+    last["webhook"]["resent"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    atomic_write_json(last.pop("path"), last)
+    log.info("alert %s re-sent: delivered %s", key, last["webhook"]["delivered"])
+
+
+def latest_alert(alert_dir: Path, key: str, since: float) -> dict | None:
+    """The newest alert file of `key` written since `since`, with its "path"; else None."""
+    oldest = time.strftime("%Y%m%dT%H%M%S", time.gmtime(since))
+    found = []
+    for path in Path(alert_dir).glob("*-*.json"):
+        if path.name[:15] >= oldest:  # named by their second: older files are left unread
+            alert = json.loads(path.read_text())
+            if alert.get("key") == key and alert.get("time", 0) >= since:
+                found.append({**alert, "path": path})
+    return max(found, key=lambda alert: alert["time"], default=None)
 
 
 def recent_alerts(alert_dir: Path, since: float) -> list[dict]:

@@ -11,7 +11,23 @@ def moved_line(result: dict) -> str:
     return "; ".join(f"{kind} ({', '.join(cols)})" for kind, cols in moved.items()) or "nothing"
 
 
-def drift_markdown(result: dict, subject: str, alert: dict | None, out_dir: str) -> str:
+def alert_line(result: dict, raised: dict[str, dict | None]) -> str:
+    """What each alert task did: raised (severity, id), ongoing (found again within
+    `monitor.dedup_hours`, so not raised again), or nothing to raise."""
+    due = {"drift": result.get("drift_detected"),
+           "performance": bool((result.get("performance") or {}).get("falls"))}  # fmt: skip
+    parts = []
+    for kind, alert in raised.items():
+        if alert:
+            parts.append(f"{kind} {alert['severity']} ({alert['id']})")
+        elif due.get(kind):
+            parts.append(f"{kind} ongoing (alerted within `monitor.dedup_hours`)")
+    return "Alerts: " + ("; ".join(parts) or "none")
+
+
+def drift_markdown(
+    result: dict, subject: str, raised: dict[str, dict | None], out_dir: str
+) -> str:
     if not result["enough_data"]:
         return f"# Drift check: {subject}\n\n**Not enough data**: {result.get('reason')}\n"
     verdict = "**DRIFT DETECTED**" if result["drift_detected"] else "no drift"
@@ -19,10 +35,9 @@ def drift_markdown(result: dict, subject: str, alert: dict | None, out_dir: str)
         f"| {c} | {s:.4g} | {'yes' if c in result['drifted_columns'] else ''} |"
         for c, s in sorted(result["scores"].items())
     )
-    alert_line = f"Alert: {alert['severity']} ({alert['id']})" if alert else "Alert: none"
     return f"""# Drift check: {subject}
 
-{verdict} — {result["drift_share"]:.0%} of columns drifted. {alert_line}
+{verdict} — {result["drift_share"]:.0%} of columns drifted. {alert_line(result, raised)}
 
 What moved: {moved_line(result)}
 
