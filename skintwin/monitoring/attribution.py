@@ -35,7 +35,9 @@ def within_groups(reference: pd.DataFrame, current: pd.DataFrame, params: Monito
     Per feature: a Kolmogorov–Smirnov test within each tone group that both sides populate
     with `monitor.within_min_images` rows, the groups' p-values combined by Fisher's method
     (a change of light moves every group the same way, so the evidence adds up), and a
-    Bonferroni correction over the features at `monitor.num_threshold`.
+    Bonferroni correction over the features at `monitor.within_threshold`: a p-value of
+    its own, whatever test `monitor.num_method` runs on the columns (a distance's
+    threshold is no p-value).
 
     Returns:
         {"tests": features tested, "groups": groups compared, "threshold": per feature,
@@ -51,7 +53,7 @@ def within_groups(reference: pd.DataFrame, current: pd.DataFrame, params: Monito
             if min(len(a), len(b)) >= params.within_min_images:
                 groups.append((group, a, b))
     tested = [c for c in columns if groups]
-    threshold = params.num_threshold / max(1, len(tested))
+    threshold = params.within_threshold / max(1, len(tested))
     changed, combined_p = [], {}
     for column in tested:
         p_values = {

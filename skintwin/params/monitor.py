@@ -12,8 +12,13 @@ from skintwin.names import (
     CATEGORICAL_METHODS,
     NUMERIC_DRIFT_COLUMNS,
     NUMERIC_METHODS,
+    P_VALUE_METHODS,
 )
 from skintwin.params.sections import PositiveInt, _Section
+
+# The embedding test runs 3 / (threshold / its tests) permutations, each a column of a
+# (rows × permutations) matrix: at 1e-4 and 7 tests, 210,000 of them, gigabytes.
+EMBED_THRESHOLD_FLOOR = 1e-3
 
 
 class ColumnTest(_Section):
@@ -49,6 +54,7 @@ class MonitorParams(_Section):
     embed_permutations: Annotated[int, Field(ge=99, le=10_000)] = 500
     embed_max_rows: Annotated[int, Field(ge=100)] = 2000  # a seeded sample of larger windows
     within_min_images: Annotated[int, Field(ge=5)] = 10  # a group in the within-group tests
+    within_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01  # their KS p-value
     dask_min_images: PositiveInt = 2000  # a batch this large is scored on Dask, in chunks
     dask_workers: Annotated[int, Field(ge=1, le=256)] = 2  # local cluster (no scheduler set)
     chunk_images: Annotated[int, Field(ge=1, le=100_000)] = 256  # images per Dask task
@@ -74,4 +80,24 @@ class MonitorParams(_Section):
                 )
         if self.critical_share < self.drift_share:
             raise ValueError("critical_share: must be at least drift_share")
+        return self
+
+    @model_validator(mode="after")
+    def _p_values_below_one(self) -> MonitorParams:
+        tests = [("num_threshold", self.num_method, self.num_threshold)]
+        tests.append(("cat_threshold", self.cat_method, self.cat_threshold))
+        for column, test in self.per_column.items():
+            tests.append((f"per_column.{column}.threshold", test.method, test.threshold))
+        for key, method, threshold in tests:
+            if method in P_VALUE_METHODS and not 0.0 < threshold < 1.0:
+                raise ValueError(
+                    f"{key}: a p-value threshold must be in (0, 1) for {method!r}"
+                    f" (got {threshold})"
+                )
+        if self.embed_threshold < EMBED_THRESHOLD_FLOOR:
+            raise ValueError(
+                f"embed_threshold: must be at least {EMBED_THRESHOLD_FLOOR:g}"
+                f" (got {self.embed_threshold:g}): the embedding test runs 3 / (threshold /"
+                " tests) permutations; at 1e-4 over 7 tests that is 210,000, gigabytes of memory"
+            )
         return self

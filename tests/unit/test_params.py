@@ -49,6 +49,24 @@ _DELETE = object()
         ("promote.floor", 1.5, "promote.floor"),
         ("generate.class_weights", {"wart": 1.0}, "unknown classes"),
         ("data.path", 5, "data.path"),
+        # a p-value test's threshold is a probability: 5 (meant "5 %") made every window drift
+        (
+            "monitor.num_threshold",
+            5,
+            "monitor.num_threshold: a p-value threshold must be in (0, 1) for 'ks'",
+        ),
+        (
+            "monitor.cat_threshold",
+            1.0,
+            "monitor.cat_threshold: a p-value threshold must be in (0, 1)",
+        ),
+        (
+            "monitor.per_column",
+            {"brightness": {"method": "ks", "threshold": 2}},
+            "monitor.per_column.brightness.threshold: a p-value threshold must be in (0, 1)",
+        ),
+        ("monitor.embed_threshold", 1e-5, "monitor.embed_threshold: must be at least 0.001"),
+        ("monitor.within_threshold", 1.0, "monitor.within_threshold: Input should be less than 1"),
     ],
 )
 def test_bad_params_name_the_key(
@@ -88,3 +106,8 @@ def test_missing_and_invalid_files(tmp_path) -> None:
 def test_int_accepted_where_float_expected(base_params: dict) -> None:
     p = parse_params(_broken(base_params, "promote.floor", 0))
     assert p.promote.floor == 0.0
+
+
+def test_a_distance_threshold_may_exceed_one(base_params: dict) -> None:
+    raw = _broken(base_params, "monitor.num_method", "wasserstein")
+    assert parse_params(_broken(raw, "monitor.num_threshold", 50)).monitor.num_threshold == 50
