@@ -50,20 +50,32 @@ async def _predict(
     blobs = await read_uploads(request, field, state.settings)
     images = check_images(blobs, state.settings)
     model = state.holder.model  # one model for the whole request, even if a reload happens
-    threshold = conf if conf is not None else state.settings.conf
+    # the caller's `conf` filters what it gets; the store keeps what monitoring assumes
+    # (from `monitor.conf`), or a caller's threshold would move the drift check's columns
+    stored = state.stored_conf
+    threshold = conf if conf is not None else stored
+    lowest = min(threshold, stored)
     loop = asyncio.get_running_loop()
     try:
         preds = await asyncio.wait_for(
-            loop.run_in_executor(None, lambda: model.predict(images, conf=threshold)),
+            loop.run_in_executor(
+                None, lambda: model.predict(images, conf=lowest, imgsz=state.imgsz)
+            ),
             timeout=state.settings.timeout_s,
         )
     except TimeoutError:
         raise BadImage(504, f"inference took longer than {state.settings.timeout_s} s") from None
     ms = (time.perf_counter() - start) * 1000
-    background.add_task(_log, state, preds, images, model, ms / len(images))
+    kept = [_from(p, stored) for p in preds]
+    background.add_task(_log, state, kept, images, model, ms / len(images))
     state.metrics.requests.labels(request.url.path, "200").inc()
     state.metrics.latency.labels(request.url.path).observe(ms / 1000)
-    return preds, model, ms
+    return [_from(p, threshold) for p in preds], model, ms
+
+
+def _from(pred: dict, conf: float) -> dict:
+    """The prediction with its detections of confidence `conf` and above."""
+    return {**pred, "detections": [d for d in pred["detections"] if d["confidence"] >= conf]}
 
 
 def _log(state: ServiceState, preds: list[dict], images: list[np.ndarray], model, ms: float):

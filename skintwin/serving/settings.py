@@ -31,7 +31,6 @@ class Settings:
     keepalive_s: float = 75.0
     weights: str | None = None  # a local .pt to serve instead of the registry's champion
     embedding: str | None = None  # ... and its embedding projection (evaluate's embedding.npz)
-    conf: float = 0.25
     token: str | None = field(default=None, repr=False)  # SKINTWIN_API_TOKEN: never shown
 
     @property

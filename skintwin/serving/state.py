@@ -9,8 +9,11 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from skintwin.errors import SkinTwinError
 from skintwin.model.loaded import LoadedModel
 from skintwin.monitoring.monitor import ModelMonitor
+from skintwin.params import load_params
+from skintwin.project import ProjectPaths, resolve_root
 from skintwin.serving.loader import ModelLoader
 from skintwin.serving.settings import Settings
 
@@ -76,6 +79,7 @@ class ServiceState:
     ) -> None:
         self.settings = settings
         self.holder = ModelHolder(settings, Path(project_dir) if project_dir else None)
+        self.stored_conf, self.imgsz = _as_monitored(project_dir)
         self.monitor = ModelMonitor(store_url, project_dir=project_dir)
         self.metrics = Metrics()
         self.stop = threading.Event()
@@ -90,3 +94,16 @@ class ServiceState:
             except Exception as exc:
                 log.warning("reload check failed: %s", exc)
             self.monitor.replay_journal()
+
+
+def _as_monitored(project_dir: str | Path | None) -> tuple[float, int | None]:
+    """The confidence the store keeps detections from, and the size photos are predicted
+    at: the project's `monitor.conf` and `monitor.imgsz`, which the reference, batch scoring
+    and the label-free estimator assume. Without a project (a `.pt` served on its own):
+    0.25 and the model's own size."""
+    try:
+        paths = ProjectPaths(resolve_root(project_dir))
+    except SkinTwinError:
+        return 0.25, None
+    monitor = load_params(paths.params).monitor
+    return monitor.conf, monitor.imgsz

@@ -91,6 +91,38 @@ def test_predict_returns_detections_and_logs_a_row(service, champion: Path) -> N
     assert httpx.get(f"{url}/openapi.json").json()["paths"]["/predict"]
 
 
+def test_a_caller_s_threshold_filters_its_answer_not_what_the_store_keeps(service, champion):
+    """`?conf=` is the caller's; the store keeps every detection from `monitor.conf`, which
+    the reference and the label-free estimate assume (a caller's 0.4 once moved the drift
+    check's mean confidence, p 1e-5)."""
+    from skintwin.monitoring.store import PredictionStore
+
+    url, store = service
+    before, asked = PredictionStore(f"sqlite:///{store}").count(), 0
+    for path in sorted((champion / "batches/normal/images").iterdir())[:20]:
+        asked += 1
+        found = httpx.post(f"{url}/predict?conf=0.05", content=path.read_bytes(), timeout=60)
+        confidences = [d["confidence"] for d in found.json()["detections"]]
+        if any(c < 0.25 for c in confidences) and any(c >= 0.25 for c in confidences):
+            photo = path.read_bytes()
+            break
+    else:
+        pytest.fail("no photo among 20 with detections either side of monitor.conf (0.25)")
+    answers = [
+        httpx.post(f"{url}/predict{query}", content=photo, timeout=60).json()["detections"]
+        for query in ("", "?conf=0.05", "?conf=0.9")
+    ]
+    assert len(answers[1]) > len(answers[0]) >= len(answers[2])
+    assert all(d["confidence"] >= 0.9 for d in answers[2])
+    deadline = time.time() + 10  # rows are written after the response
+    while PredictionStore(f"sqlite:///{store}").count() < before + asked + 3:
+        assert time.time() < deadline, "predictions missing from the store"
+        time.sleep(0.2)
+    rows = PredictionStore(f"sqlite:///{store}").window().tail(3)
+    assert rows["n_detections"].tolist() == [len(answers[0])] * 3
+    assert rows["mean_confidence"].nunique() == 1
+
+
 def _huge_header_png() -> bytes:
     buf = io.BytesIO()
     Image.new("L", (1, 1)).save(buf, format="PNG")
