@@ -16,7 +16,8 @@ from skintwin.serving.uploads import BadImage, check_images, read_uploads
 
 router = APIRouter()
 Conf = Annotated[
-    float | None, Query(gt=0, lt=1, description="confidence threshold (default 0.25)")
+    float | None,
+    Query(gt=0, lt=1, description="confidence threshold of the answer (default: monitor.conf)"),
 ]
 
 
