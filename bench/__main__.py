@@ -13,7 +13,17 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench import drift, estimate, gate, load, monitoring, scaleout, serving, training
+from bench import (
+    attribution,
+    drift,
+    estimate,
+    gate,
+    load,
+    monitoring,
+    scaleout,
+    serving,
+    training,
+)
 from bench.common import save, table
 
 
@@ -22,7 +32,8 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["small", "default", "large"], default="small")
-    every = ["monitoring", "training", "serving", "load", "gate", "drift", "estimate", "scaleout"]
+    every = ["monitoring", "attribution", "training", "serving", "load", "gate", "drift"]
+    every += ["estimate", "scaleout"]
     parser.add_argument("--only", choices=every, action="append")
     parser.add_argument(
         "--device", default="cpu", help='training device: "cpu" (default), "0" for a GPU'
@@ -51,6 +62,8 @@ def main() -> int:
         work = Path(tmp)
         if "monitoring" in want:
             section(monitoring.run(work / "monitoring", args.size))
+        if "attribution" in want:
+            section(attribution.run(args.size))
         if "training" in want:
             train_rows, project = training.run(
                 work / "training", args.size, args.device, args.seed

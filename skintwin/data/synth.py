@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from skintwin.data.tone import lab_to_rgb
+from skintwin.data.tone import ita_group, lab_to_rgb
 from skintwin.names import LESION_CLASSES, TONE_GROUPS
 
 # ITA ranges drawn for each group: the middle of each band, so that the label is unambiguous.
@@ -40,6 +40,7 @@ class Shift:
     image_size: int | None = None  # another camera resolution
     jpeg_quality: tuple[int, int] = (70, 92)
     gains: tuple[float, float, float] | None = None  # a camera's colour cast: R, G, B gains
+    ita_offset: float = 0.0  # every patient this many degrees of ITA darker (< 0) or lighter
 
 
 SHIFTS: dict[str, Shift] = {
@@ -47,6 +48,8 @@ SHIFTS: dict[str, Shift] = {
     "lighting": Shift(brightness=0.72),
     "blur": Shift(blur_sigma=2.5),
     "tone": Shift(tone_weights={"brown": 1.0, "dark": 3.0}),
+    # patients darker by degrees, not by groups: each group's photos move within it too
+    "tone-darker": Shift(ita_offset=-12.0),
     "resolution": Shift(image_size=640, jpeg_quality=(35, 50)),
     "lesions": Shift(class_weights={"rash": 6.0, "acne": 0.5, "mole": 0.5}),
     "cast": Shift(gains=(1.08, 1.0, 0.9)),  # a new camera's warm white balance
@@ -191,6 +194,9 @@ def paint(
     size = shift.image_size or size
     group = _pick(rng, shift.tone_weights or tone_weights, TONE_GROUPS)
     ita = float(rng.uniform(*_ITA_DRAW[group]))
+    if shift.ita_offset:
+        ita = float(np.clip(ita + shift.ita_offset, -60.0, 75.0))
+        group = ita_group(ita)
     lab = _skin(rng, size, ita)
     _hair(rng, lab)
     boxes: list[tuple[int, float, float, float, float]] = []
