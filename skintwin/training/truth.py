@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from skintwin.names import TONE_GROUPS
 from skintwin.training.detstats import DetectionStats
 
 FIGURES = ("mAP50", "precision", "recall")
@@ -30,10 +31,12 @@ def true_figures(stats: DetectionStats, operating_conf: float = 0.25) -> dict:
 
 
 def slices(groups: tuple[str, ...], min_images: int) -> dict[str, np.ndarray]:
-    """ "all" and each tone group with at least `min_images` images: image indices."""
+    """ "all" and each tone group with at least `min_images` images: image indices. A row
+    without a tone group (a photo whose features could not be read: "None") counts in
+    "all" only, never as a group of its own held against the whole test split."""
     out = {"all": np.arange(len(groups))}
     names = np.array(groups)
-    for g in sorted(set(groups)):
+    for g in sorted(set(groups) & set(TONE_GROUPS)):
         members = np.flatnonzero(names == g)
         if members.size >= min_images:
             out[g] = members

@@ -112,3 +112,9 @@ def test_the_estimate_is_a_panel_of_the_drift_report(tmp_path: Path) -> None:
     assert "<table>" in page and "skin-twin-detector v3" in page
     assert "| class (whole window) |" in estimate_markdown(estimate)
     assert (tmp_path / "performance_estimate.json").is_file()
+
+
+def test_photos_without_a_tone_group_count_in_the_whole_window_only() -> None:
+    """Their group read "None", a slice of its own held against the whole test split."""
+    window = _window(simulate(5), groups=(None,))
+    assert list(estimate_window(_doc(), window, PARAMS)["slices"]) == ["all"]
