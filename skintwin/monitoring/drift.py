@@ -85,6 +85,10 @@ def check_drift(
     """
     if len(current) < params.min_rows:
         reason = f"{len(current)} current rows < monitor.min_rows {params.min_rows}"
+        others = current.attrs.get("other_versions") or {}
+        if others:  # a service that has not reloaded the champion, say: monitoring is blind
+            held = ", ".join(f"v{v}: {n}" for v, n in sorted(others.items()))
+            reason += f"; the window also holds rows of other model versions ({held})"
         result = {
             "drift_detected": False,
             "enough_data": False,

@@ -81,4 +81,10 @@ def current_frame(
     nothing of this one's)."""
     since = time.time() - window_hours * 3600
     rows = store.window(since, source=source, model_name=model_name, model_version=model_version)
-    return store_frame(rows)
+    frame = store_frame(rows)
+    if model_version is not None:  # what the window held of other versions, to say so
+        seen = store.window(since, source=source, model_name=model_name,
+                            columns=("model_version",))["model_version"].astype(str)  # fmt: skip
+        others = seen[seen != str(model_version)].value_counts()
+        frame.attrs["other_versions"] = {str(v): int(n) for v, n in others.items()}
+    return frame

@@ -118,11 +118,14 @@ class PredictionStore:
         source: str | None = None,
         model_name: str | None = None,
         model_version: str | None = None,
+        columns: tuple[str, ...] = (),
     ) -> pd.DataFrame:
         """Predictions with since ≤ ts < until (Unix seconds), optionally of one source,
-        model and version; never the rows of a batch still being written (`STAGED`)."""
+        model and version, and only `columns` (default all); never the rows of a batch
+        still being written (`STAGED`)."""
         staged = predictions.c.batch_id.startswith(STAGED, autoescape=True)
-        q = select(predictions).where(or_(predictions.c.batch_id.is_(None), ~staged))
+        what = [predictions.c[c] for c in columns] or [predictions]
+        q = select(*what).where(or_(predictions.c.batch_id.is_(None), ~staged))
         if since is not None:
             q = q.where(predictions.c.ts >= since)
         if until is not None:

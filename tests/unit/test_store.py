@@ -4,6 +4,7 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from skintwin.errors import SkinTwinError
@@ -198,3 +199,12 @@ def test_a_window_holds_only_the_version_the_drift_check_compares(tmp_path: Path
     mine = current_frame(store, 1.0, model_name="m", model_version="2")
     assert len(mine) == 3 and set(mine["model_version"]) == {"2"}
     assert len(store.window(model_version="1")) == 5
+    # too few of its own: "not enough data" says what else the window held (a service that
+    # has not reloaded the champion leaves monitoring blind, and must not look calm)
+    from skintwin.monitoring.drift import check_drift
+    from skintwin.params import load_params
+    from tests.conftest import REPO
+
+    assert mine.attrs["other_versions"] == {"1": 5}
+    verdict = check_drift(pd.DataFrame(), mine, load_params(REPO / "params.yaml").monitor)
+    assert not verdict["enough_data"] and "other model versions (v1: 5)" in verdict["reason"]
