@@ -87,12 +87,14 @@ def raise_drift_alert(
     root: str, result: dict, params: MonitorParams, subject: str, model: LoadedModel | None = None
 ) -> dict | None:
     """Alert on drift of `model`'s window (de-duplicated, unless the model version changed);
-    clear the state when the drift is over."""
+    clear the state when the drift is over: a window where nothing moved, not even below
+    `drift_share`, and every test ran (a drift hovering at the share would otherwise end
+    and alert again every other window, and a blind check would end it unseen)."""
     store = ModelMonitor(project_dir=root).store
     level = alerts.severity(result, params)
     key = f"data_drift:{subject}"
     if level is None:
-        if result["enough_data"]:
+        if result["enough_data"] and not result.get("moved") and not performance.unchecked(result):
             store.clear_alert(key)
         return None
     identity = _identity(model)

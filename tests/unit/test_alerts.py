@@ -331,3 +331,33 @@ def test_the_artifact_says_which_alert_was_raised_and_which_is_ongoing() -> None
     )
     calm = {"drift_detected": False, "performance": {"falls": []}}
     assert alert_line(calm, {"drift": None, "performance": None}) == "Alerts: none"
+
+
+def test_a_drift_hovering_at_the_share_alerts_once(project: str) -> None:
+    """2 of 12 columns, then 1, then 2 again: it was cleared and raised every other window.
+    A window clears it only when nothing moved and every test ran."""
+    from tasks.alert_tasks import raise_drift_alert
+
+    def window(columns: list[str], embedding: bool = True) -> dict:
+        share = len(columns) / 12
+        return {
+            "enough_data": True,
+            "drift_detected": share >= MONITOR.drift_share,
+            "drift_share": share,
+            "drifted_columns": columns,
+            "n_columns": 12,
+            "moved": {"acquisition": columns} if columns else {},
+            "scores": {},
+            "embedding": {"available": embedding},
+            "within_groups": {"tests": 4},
+        }
+
+    two, one = ["brightness", "contrast"], ["brightness"]
+    plan = [two, one, two, ([], False), two, [], two]
+    raised = []
+    for step in plan:
+        columns, embedding = step if isinstance(step, tuple) else (step, True)
+        raised.append(
+            raise_drift_alert.fn(project, window(columns, embedding), MONITOR, "c") is not None
+        )
+    assert raised == [True, False, False, False, False, False, True]
