@@ -95,20 +95,22 @@ def corrections(audit: dict, figures: tuple[str, ...], min_images: int) -> dict:
 
 def anchor_slice(entry: dict, moves: dict) -> dict:
     """A slice of `performance.estimate_window` moved by `moves` ({figure: (shift, sd)}):
-    value and baseline shifted alike, each kept within [0, 1] (the drop, and so the falls,
-    stay the label-free pair's), the interval widened by `sd` in quadrature, and the
-    label-free value kept under "anchor"."""
+    value and baseline shifted by one amount, cut so that both stay within [0, 1] (so the
+    report's value less its baseline is the drop the falls name: the label-free pair's),
+    the interval widened by `sd` in quadrature, and the label-free value kept under
+    "anchor"."""
     out = dict(entry)
     out["baseline"] = dict(entry["baseline"])
     out["anchor"] = {}
-    for figure, (shift, sd) in moves.items():
-        was = entry[figure]
+    for figure, (wanted, sd) in moves.items():
+        was, base = entry[figure], entry["baseline"][figure]
+        shift = float(np.clip(wanted, -min(was["value"], base), 1 - max(was["value"], base)))
         half = np.hypot((was["hi"] - was["lo"]) / 2, Z95 * sd)
-        value = float(np.clip(was["value"] + shift, 0, 1))
+        value = was["value"] + shift
         out[figure] = {"value": round(value, 4),
                        "lo": round(float(max(0.0, value - half)), 4),
                        "hi": round(float(min(1.0, value + half)), 4)}  # fmt: skip
-        out["baseline"][figure] = round(float(np.clip(entry["baseline"][figure] + shift, 0, 1)), 4)
+        out["baseline"][figure] = round(base + shift, 4)
         out["anchor"][figure] = {"by": round(shift, 4), "label_free": was}
     return out
 
@@ -128,7 +130,9 @@ def anchor_window(estimate: dict, audit: dict | None, params: MonitorParams) -> 
     }
     audited = {"subject": audit["subject"], "ts": audit["ts"], "slices": sorted(moves),
                "figures": list(params.anchor_figures)}  # fmt: skip
-    return {**estimate, "slices": slices, "anchored_on": audited}
+    # a fall keeps its drop; its "now" is the value the report shows beside it
+    falls = [{**f, "now": slices[f["slice"]][f["figure"]]["value"]} for f in estimate["falls"]]
+    return {**estimate, "slices": slices, "falls": falls, "anchored_on": audited}
 
 
 def anchor_since(params: MonitorParams, now: float | None = None) -> float:

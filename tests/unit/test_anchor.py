@@ -105,13 +105,15 @@ def test_near_the_ends_value_and_baseline_stay_in_range_and_an_unknown_error_mov
         "baseline": {"recall": 0.98},
         "drop": {"recall": 0.01},
     }
+    # one shift for both, cut where the first reaches an end: the report's value less its
+    # baseline stays the drop the falls name (cut apart, 1.0 and 1.0 read as no fall)
     up = anchor_slice(entry, {"recall": (0.06, 0.01)})
-    assert (up["recall"]["value"], up["baseline"]["recall"]) == (1.0, 1.0)
-    assert up["drop"] == entry["drop"] and up["anchor"]["recall"]["by"] == 0.06
+    assert (up["recall"]["value"], up["baseline"]["recall"]) == (0.99, 1.0)
+    assert up["drop"] == entry["drop"] and up["anchor"]["recall"]["by"] == 0.02
     low = {**entry, "recall": {"value": 0.03, "lo": 0.0, "hi": 0.07},
            "baseline": {"recall": 0.02}}  # fmt: skip
     down = anchor_slice(low, {"recall": (-0.06, 0.01)})
-    assert (down["recall"]["value"], down["baseline"]["recall"]) == (0.0, 0.0)
+    assert (down["recall"]["value"], down["baseline"]["recall"]) == (0.01, 0.0)
     # the audit keeps the truth's own sampling error, not one read back from a clipped
     # interval; where the audit could not measure it, that group is not moved
     audit = _audit({"all": 0.0, "dark": 0.1, "light": 0.1}, {"all": 300, "dark": 150,
@@ -124,3 +126,26 @@ def test_near_the_ends_value_and_baseline_stay_in_range_and_an_unknown_error_mov
     assert kept["slices"]["dark"]["recall"]["sd"] == 0.031  # not the clipped interval's
     after = anchor_window(_estimate(), kept, PARAMS)
     assert after["anchored_on"]["slices"] == ["dark"]
+
+
+def test_an_anchored_fall_reads_the_same_in_the_alert_and_the_report() -> None:
+    """The alert said "recall on dark 0.80 (-0.15)", the report 0.900 against 1.0."""
+    from skintwin.monitoring.performance import falls_line
+
+    def figure(v: float) -> dict:
+        return {"value": v, "lo": v - 0.03, "hi": v + 0.03}
+
+    dark = {"images": 150, "recall": figure(0.80), "baseline": {"recall": 0.95},
+            "drop": {"recall": 0.15}}  # fmt: skip
+    whole = {"images": 400, "recall": figure(0.93), "baseline": {"recall": 0.93},
+             "drop": {"recall": 0.0}}  # fmt: skip
+    fell = [{"slice": "dark", "figure": "recall", "drop": 0.15, "now": 0.80}]
+    estimate = {"available": True, "falls": fell, "slices": {"all": whole, "dark": dark}}
+    errors = {"all": (300, 0.0, 0.02), "dark": (120, -0.10, 0.03)}
+    audit = {"subject": "audit", "ts": 1.8e9,
+             "slices": {name: {"images": n, "recall": {"error": e, "sd": sd}}
+                        for name, (n, e, sd) in errors.items()}}  # fmt: skip
+    shown = anchor_window(estimate, audit, PARAMS)
+    after = shown["slices"]["dark"]
+    assert after["baseline"]["recall"] - after["recall"]["value"] == pytest.approx(0.15)
+    assert falls_line(shown) == f"recall on dark {after['recall']['value']:.2f} (−0.15)"
