@@ -53,7 +53,8 @@ def drift_flow(
     Args:
         window_hours: how far back to read the store (default `monitor.window_hours`).
         source: only predictions logged with this source.
-        images_dir: score this folder first (logged with source = its name) and check it.
+        images_dir: score this folder first (logged with source = its name) and check its
+            photos alone (not what else the source's window holds).
     """
     paths = ProjectPaths.find(project_dir)
     root = str(paths.root)
@@ -66,7 +67,7 @@ def drift_flow(
         commit_batch(root, batch, score_images(model, batch, params), with_report=False)
         subject = source = batch.source
     reference = build_reference(root, model, params)
-    current = collect_current(root, window, source, model)
+    current = collect_current(root, window, source, model, batch.batch_id if batch else None)
     out_dir = str(report_dir(paths.drift_reports, subject, timestamp()))
     result = check_drift(reference, current, params, out_dir)
     result["performance"] = estimate_performance(

@@ -85,13 +85,19 @@ def build_reference(root: str, model: LoadedModel, params: MonitorParams) -> pd.
 
 @task(cache_policy=NO_CACHE, name="collect-current")
 def collect_current(
-    root: str, window_hours: float, source: str | None, model: LoadedModel
+    root: str,
+    window_hours: float,
+    source: str | None,
+    model: LoadedModel,
+    batch_id: str | None = None,
 ) -> pd.DataFrame:
-    """The prediction store's rows in the window (optionally one source) made by `model`'s
-    version: after a promotion, the earlier champion's rows stay out of its successor's
-    drift check and estimate."""
+    """The prediction store's rows in the window (optionally one source, or one scored
+    batch) made by `model`'s version: after a promotion, the earlier champion's rows stay
+    out of its successor's drift check and estimate."""
     store = ModelMonitor(project_dir=root).store
-    frame = reference.current_frame(store, window_hours, source, model.name, model.version)
+    frame = reference.current_frame(
+        store, window_hours, source, model.name, model.version, batch_id
+    )
     get_run_logger().info("current window: %d predictions of v%s", len(frame), model.version)
     return frame
 

@@ -74,17 +74,18 @@ def current_frame(
     source: str | None = None,
     model_name: str | None = None,
     model_version: str | None = None,
+    batch_id: str | None = None,
 ) -> pd.DataFrame:
     """The store's predictions of the last `window_hours` (optionally of one source, and of
     one model version: the one the reference and the estimator belong to; another version's
     detections, confidences and embeddings, in a projection of its own, compare with
-    nothing of this one's)."""
+    nothing of this one's; and of one scored batch)."""
     since = time.time() - window_hours * 3600
-    rows = store.window(since, source=source, model_name=model_name, model_version=model_version)
-    frame = store_frame(rows)
+    mine = {"source": source, "model_name": model_name, "batch_id": batch_id}
+    frame = store_frame(store.window(since, model_version=model_version, **mine))
     if model_version is not None:  # what the window held of other versions, to say so
-        seen = store.window(since, source=source, model_name=model_name,
-                            columns=("model_version",))["model_version"].astype(str)  # fmt: skip
+        seen = store.window(since, columns=("model_version",), **mine)["model_version"]
+        seen = seen.astype(str)
         others = seen[seen != str(model_version)].value_counts()
         frame.attrs["other_versions"] = {str(v): int(n) for v, n in others.items()}
     return frame

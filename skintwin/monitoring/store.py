@@ -119,10 +119,11 @@ class PredictionStore:
         model_name: str | None = None,
         model_version: str | None = None,
         columns: tuple[str, ...] = (),
+        batch_id: str | None = None,
     ) -> pd.DataFrame:
         """Predictions with since ≤ ts < until (Unix seconds), optionally of one source,
-        model and version, and only `columns` (default all); never the rows of a batch
-        still being written (`STAGED`)."""
+        model and version, and batch, and only `columns` (default all); never the rows of
+        a batch still being written (`STAGED`)."""
         staged = predictions.c.batch_id.startswith(STAGED, autoescape=True)
         what = [predictions.c[c] for c in columns] or [predictions]
         q = select(*what).where(or_(predictions.c.batch_id.is_(None), ~staged))
@@ -136,6 +137,8 @@ class PredictionStore:
             q = q.where(predictions.c.model_name == model_name)
         if model_version is not None:
             q = q.where(predictions.c.model_version == str(model_version))
+        if batch_id:
+            q = q.where(predictions.c.batch_id == batch_id)
         with self.engine.connect() as conn:
             return pd.read_sql(q.order_by(predictions.c.ts), conn)
 

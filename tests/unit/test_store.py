@@ -208,3 +208,17 @@ def test_a_window_holds_only_the_version_the_drift_check_compares(tmp_path: Path
     assert mine.attrs["other_versions"] == {"1": 5}
     verdict = check_drift(pd.DataFrame(), mine, load_params(REPO / "params.yaml").monitor)
     assert not verdict["enough_data"] and "other model versions (v1: 5)" in verdict["reason"]
+
+
+def test_a_scored_folder_is_checked_alone(tmp_path: Path) -> None:
+    """`skintwin drift --images DIR` checks that folder's photos, not yesterday's folder of
+    the same name still in the source's window."""
+    from skintwin.monitoring.reference import current_frame
+
+    store = PredictionStore(f"sqlite:///{tmp_path / 'p.db'}")
+    now = time.time()
+    store.replace_batch("today-a", [_row(i, ts=now - 60, source="today") for i in range(4)])
+    store.replace_batch("today-b", [_row(i, ts=now - 30, source="today") for i in range(3)])
+    assert len(current_frame(store, 1.0, "today", "m", "1")) == 7
+    mine = current_frame(store, 1.0, "today", "m", "1", batch_id="today-b")
+    assert len(mine) == 3 and set(mine["batch_id"]) == {"today-b"}
