@@ -8,6 +8,7 @@ module reads the file and words the errors.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -70,7 +71,21 @@ def _describe(error: dict) -> str:
         return f"{loc}.{error['msg'].removeprefix('Value error, ')}"
     got = error.get("input")
     shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
-    return f"{loc}: {error['msg']}{shown}"
+    return f"{loc}: {error['msg']}{shown}{_yaml_number_hint(got)}"
+
+
+def _yaml_number_hint(got: object) -> str:
+    """YAML 1.1 reads `1e-3` as text, not a number (it wants a point and a signed
+    exponent, `1.0e-3`): say so."""
+    found = (
+        re.fullmatch(r"([-+]?\d+)(\.\d*)?[eE]([-+]?)(\d+)", got.strip())
+        if isinstance(got, str)
+        else None
+    )
+    if found is None:
+        return ""
+    mantissa, point, sign, exponent = found.groups()
+    return f"; YAML reads {got} as text: write {mantissa}{point or '.0'}e{sign or '+'}{exponent}"
 
 
 def _problems(head: str, lines: list[str]) -> str:

@@ -67,6 +67,13 @@ _DELETE = object()
         ),
         ("monitor.embed_threshold", 1e-5, "monitor.embed_threshold: must be at least 0.001"),
         ("monitor.within_threshold", 1.0, "monitor.within_threshold: Input should be less than 1"),
+        # YAML 1.1 reads 1e-3 as text: the error says how to write it as a number
+        (
+            "train.lr0",
+            "1e-3",
+            "train.lr0: Input should be a valid number (got '1e-3'); YAML "
+            "reads 1e-3 as text: write 1.0e-3",
+        ),
     ],
 )
 def test_bad_params_name_the_key(
