@@ -18,6 +18,7 @@ from pathlib import Path
 
 from prefect import flow
 
+from skintwin.io import atomic_write_bytes
 from skintwin.params.data_path import set_data_path
 from skintwin.project import resolve_root
 from tasks.dvc_stages import reproduce_stage
@@ -40,13 +41,21 @@ def training_flow(
 
     Args:
         data_path: dataset folder to train on (recorded in params.yaml as `data.path`,
-            like `dvc exp run -S`); default: the one params.yaml names.
+            like `dvc exp run -S`, and put back if it fails validation or preprocessing);
+            default: the one params.yaml names.
         project_dir: the project holding dvc.yaml; default: the current one.
         force_train: retrain even when DVC finds nothing changed.
     """
     root = str(resolve_root(project_dir))
-    set_data_path(Path(root), data_path)
-    stages = [reproduce_stage(s, root) for s in STAGES[:2]]
+    params_file = Path(root) / "params.yaml"
+    before = params_file.read_bytes()
+    changed = set_data_path(Path(root), data_path)
+    try:
+        stages = [reproduce_stage(s, root) for s in STAGES[:2]]
+    except BaseException:
+        if changed:  # a dataset that fails its checks is not left as the one to train on
+            atomic_write_bytes(params_file, before)
+        raise
     # a new candidate will meet the champion: measure that on the test split (fixed since
     # preprocess) while the train stage runs, whose PyTorch leaves the second core idle
     started: queue.SimpleQueue[bool] = queue.SimpleQueue()

@@ -176,11 +176,12 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
 
     shutil.copytree(project / "data/demo", broken)
     next(broken.glob("labels/*.txt")).write_text("0 0.5 0.5 0.2\n")
-    params["data"]["path"] = "data/broken"
     params["train"]["epochs"] = 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    kept = (project / "params.yaml").read_text()
     with pytest.raises(Exception, match="validate"):
-        training_flow(project_dir=str(project))
+        training_flow(data_path=str(broken), project_dir=str(project))
+    assert (project / "params.yaml").read_text() == kept  # not left pointing at it
     assert len(_versions()) == 2
     assert alias_version(NAME, "champion").version == v1.version
 
