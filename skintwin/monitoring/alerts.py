@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from skintwin.io import atomic_write_json
@@ -181,23 +181,23 @@ def _redeliver(
     log.info("alert %s re-sent: delivered %s", key, last["webhook"]["delivered"])
 
 
+def _alert_files(alert_dir: Path, since: float) -> Iterator[tuple[Path, dict]]:
+    """Each alert file written since `since` (Unix seconds), oldest first, with its path.
+    Files are named by their UTC second, so older ones are passed over unread."""
+    oldest = time.strftime("%Y%m%dT%H%M%S", time.gmtime(since))
+    for path in sorted(Path(alert_dir).glob("*-*.json")):
+        if path.name[:15] >= oldest:
+            alert = json.loads(path.read_text())
+            if alert.get("time", 0) >= since:
+                yield path, alert
+
+
 def latest_alert(alert_dir: Path, key: str, since: float) -> dict | None:
     """The newest alert file of `key` written since `since`, with its "path"; else None."""
-    oldest = time.strftime("%Y%m%dT%H%M%S", time.gmtime(since))
-    found = []
-    for path in Path(alert_dir).glob("*-*.json"):
-        if path.name[:15] >= oldest:  # named by their second: older files are left unread
-            alert = json.loads(path.read_text())
-            if alert.get("key") == key and alert.get("time", 0) >= since:
-                found.append({**alert, "path": path})
+    found = [{**a, "path": p} for p, a in _alert_files(alert_dir, since) if a.get("key") == key]
     return max(found, key=lambda alert: alert["time"], default=None)
 
 
 def recent_alerts(alert_dir: Path, since: float) -> list[dict]:
     """The alert files written since `since` (Unix seconds), oldest first."""
-    found = []
-    for path in sorted(Path(alert_dir).glob("*-*.json")):
-        alert = json.loads(path.read_text())
-        if alert.get("time", 0) >= since:
-            found.append(alert)
-    return found
+    return [alert for _, alert in _alert_files(alert_dir, since)]
