@@ -33,13 +33,12 @@ CHANGED = {
 }
 
 
-def features(seed: int, n: int, shift: str) -> pd.DataFrame:
-    """Image features of `n` generated photos (true lesion boxes left out of the tone)."""
+def features(g, seed: int, n: int, shift: str) -> pd.DataFrame:
+    """Image features of `n` photos generated as `g` (the `generate` params) says, under
+    `shift` (true lesion boxes left out of the tone)."""
     from skintwin.data.features import image_features
     from skintwin.data.synth import SHIFTS, paint
-    from skintwin.params import load_params
 
-    g = load_params(REPO / "params.yaml").generate
     rows = []
     for i in range(n):
         p = paint(seed, i, g.image_size, g.class_weights, g.tone_weights, g.max_lesions,
@@ -52,14 +51,16 @@ def run(size: str) -> list[Row]:
     from skintwin.monitoring.attribution import within_groups
     from skintwin.params import load_params
 
-    monitor = load_params(REPO / "params.yaml").monitor
-    reference = features(1, REFERENCE, "none")
+    params = load_params(REPO / "params.yaml")
+    monitor = params.monitor
+    reference = features(params.generate, 1, REFERENCE, "none")
     rows = []
     for shift, changed in CHANGED.items():
         n = SIZES[size]["calm" if shift == "none" else "seeds"]
         called, weakest = 0, []
         for k in range(n):
-            window = features(2000 + 100 * k + list(CHANGED).index(shift), IMAGES, shift)
+            seed = 2000 + 100 * k + list(CHANGED).index(shift)
+            window = features(params.generate, seed, IMAGES, shift)
             within = within_groups(reference, window, monitor)
             called += bool(within["changed"])
             weakest.append(min(within["p_values"].values(), default=1.0))
