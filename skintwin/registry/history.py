@@ -124,9 +124,14 @@ class History:
                 tx = stack.enter_context(ExitStack())
                 try:
                     conn = tx.enter_context(self.engine.begin())
+                    # the last event is read before the check: a move committed after
+                    # this read takes the seq this event would, and its insert fails
+                    last = conn.execute(
+                        select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
+                    ).first()
                     if follows:
                         self._check_follows(conn, fields)
-                    event = self._insert(conn, fields)
+                    event = self._insert(conn, fields, last)
                     break
                 except (IntegrityError, OperationalError):
                     tx.close()  # rolls this attempt back
@@ -152,10 +157,10 @@ class History:
             )
 
     @staticmethod
-    def _insert(conn, fields: dict) -> Event:
-        last = conn.execute(
-            select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
-        ).first()
+    def _insert(conn, fields: dict, last) -> Event:
+        """Insert the event after `last` (the newest event's seq and hash, or None): the
+        seq is the primary key, so a writer that appended since `last` was read makes this
+        insert fail, and the caller reads the log again."""
         seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
         event = Event(seq=seq, prev_hash=prev, hash="", **fields)
         row = asdict(event) | {"hash": event.digest()}
