@@ -43,21 +43,35 @@ def move(
             f"v{expect or '-'} was taken: nothing moved; decide again"
         )
     decided = expect is not ANY  # against one version: the log must still say so
-    with history(root).appending(
-        name, alias, before, version, action, reason, record, follows=decided
-    ) as event:
-        registry = client.client()
-        registry.set_registered_model_alias(name, alias, str(version))
-        try:  # the chain's head, kept in the registry too: a rewritten or cut-off log disagrees
+    registry = client.client()
+    head, touched = client.get_model_tag(name, HEAD_TAG), False
+    try:
+        with history(root).appending(
+            name, alias, before, version, action, reason, record, follows=decided
+        ) as event:
+            touched = True  # from here the registry may have moved
+            registry.set_registered_model_alias(name, alias, str(version))
+            # the chain's head, kept in the registry too: a rewritten or cut-off log disagrees
             registry.set_registered_model_tag(name, HEAD_TAG, f"{event.seq}:{event.hash}")
-        except Exception:  # the event rolls back: put the alias back too (else `verify` says)
-            with contextlib.suppress(Exception):
-                if before is None:
-                    registry.delete_registered_model_alias(name, alias)
-                else:
-                    registry.set_registered_model_alias(name, alias, before)
-            raise
+    except BaseException:  # no event (a failure, a failed commit, Ctrl-C): no move either
+        if touched:  # a move refused before it began must not undo another writer's
+            _put_back(registry, name, alias, before, head)
+        raise
     return event
+
+
+def _put_back(registry, name: str, alias: str, before: str | None, head: str | None) -> None:
+    """The alias and the head tag as they were before a move whose event did not commit."""
+    with contextlib.suppress(Exception):
+        if before is None:
+            registry.delete_registered_model_alias(name, alias)
+        else:
+            registry.set_registered_model_alias(name, alias, before)
+    with contextlib.suppress(Exception):
+        if head is None:
+            registry.delete_registered_model_tag(name, HEAD_TAG)
+        else:
+            registry.set_registered_model_tag(name, HEAD_TAG, head)
 
 
 def rollback(root: Path, name: str, to: str, reason: str) -> Event:

@@ -132,17 +132,21 @@ def test_rollback_moves_champion_back_and_is_an_event(registered: Path, capsys) 
     assert aliases.history(registered).count() == 6
 
 
-def test_a_move_whose_head_tag_fails_puts_the_alias_back(registered: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("stop", [RuntimeError("registry refused the tag"), KeyboardInterrupt()])
+def test_a_move_whose_head_tag_fails_puts_the_alias_back(
+    registered: Path, monkeypatch, stop: BaseException
+) -> None:
     """The alias and the event are both, or neither: when the registry refuses the chain's
-    head tag after the alias moved, the event rolls back and the alias goes back too."""
+    head tag after the alias moved, or the user presses Ctrl-C there, the event rolls back
+    and the alias goes back too (a Ctrl-C once left champion moved with no event)."""
     from mlflow.tracking import MlflowClient
 
     def refuse(self, name, key, value):
-        raise RuntimeError("registry refused the tag")
+        raise stop
 
-    with monkeypatch.context() as patched, pytest.raises(RuntimeError, match="refused"):
+    with monkeypatch.context() as patched, pytest.raises(type(stop)):
         patched.setattr(MlflowClient, "set_registered_model_tag", refuse)
-        aliases.move(registered, NAME, client.CHAMPION, "1", "promote", "x")
+        aliases.move(registered, NAME, client.CHAMPION, "1", "promote", "x", expect="3")
     assert str(client.alias_version(NAME, client.CHAMPION).version) == "3"
     assert aliases.history(registered).count() == 5 and aliases.verify(registered, NAME) == []
 
@@ -267,6 +271,46 @@ def test_of_two_promotions_decided_against_one_champion_only_one_moves(
     assert aliases.verify(registered, NAME) == []
     last = [e for e in aliases.history(registered).events(NAME) if e.alias == client.CHAMPION]
     assert (last[-1].from_version, last[-1].to_version) == ("3", moved[0])
+
+
+def test_a_move_committed_between_anothers_check_and_its_write_refuses_that_one(
+    log: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two moves decided against v3. B has checked the log (its last move: v3) when A's
+    move commits: B's write must fail and B, reading the log again, be refused. (Before
+    the log's last event was read ahead of the check, B took the next seq and both moved.)"""
+    import threading
+
+    with log.appending(NAME, "champion", None, "3", "promote", "first"):
+        pass
+    check, b_checked, a_done = History._check_follows, threading.Event(), threading.Event()
+
+    def check_then_wait(conn, fields: dict) -> None:
+        check(conn, fields)
+        if fields["to_version"] == "5":  # B: hold its write until A has moved
+            b_checked.set()
+            a_done.wait(timeout=30)
+
+    monkeypatch.setattr(History, "_check_follows", staticmethod(check_then_wait))
+    outcome: dict[str, str] = {}
+
+    def move(version: str) -> None:
+        try:
+            with log.appending(NAME, "champion", "3", version, "promote", "x", follows=True):
+                pass
+            outcome[version] = "moved"
+        except SkinTwinError as exc:
+            outcome[version] = str(exc)
+
+    b = threading.Thread(target=move, args=("5",))
+    b.start()
+    assert b_checked.wait(timeout=30)
+    move("4")
+    a_done.set()
+    b.join()
+    assert outcome["4"] == "moved"
+    assert "last move went to v4, not to v3" in outcome["5"]
+    assert [e.to_version for e in log.events()] == ["3", "4"] and log.verify() == []
 
 
 def test_a_move_that_does_not_follow_the_logs_last_is_refused(log: History) -> None:
