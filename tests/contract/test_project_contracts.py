@@ -192,3 +192,12 @@ def test_dvc_remote_lies_inside_the_project() -> None:
     listed = dvc("remote", "list", cwd=REPO).stdout.split()
     url = Path(listed[1])
     assert url.is_absolute() and REPO.resolve() in url.resolve().parents, url
+
+
+def test_the_scheduled_drift_check_follows_monitor_window_hours() -> None:
+    """A deployment that pins `window_hours` ignores params.yaml's monitor.window_hours on
+    every scheduled run (the command line follows it): the daily one pinned 24."""
+    doc = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    for dep in doc["deployments"]:
+        if dep["entrypoint"].startswith("flows/drift.py"):
+            assert "window_hours" not in (dep.get("parameters") or {}), dep["name"]
