@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         if not data_yaml.is_file():
             raise SkinTwinError(f"{data_yaml}: not found; run the preprocess stage first")
         configure_tracking(Path.cwd())
-        extras = [p for p in (args.data_report, "dvc.lock", args.params) if p]
+        # not dvc.lock: while this stage runs it still holds the previous model's entry
+        # (the registered version's lineage takes the hashes from it after evaluate)
+        extras = [p for p in (args.data_report, args.params) if p]
         run_train(data_yaml, params.train, Path(args.out), extras)
 
     return run_main(body)
