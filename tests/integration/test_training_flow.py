@@ -12,6 +12,7 @@ from tests.conftest import run
 pytestmark = pytest.mark.slow
 
 NAME = "skin-twin-detector"
+VALIDATE_REPORT = "reports/validate/data_report.json"
 
 
 def _set_train(project: Path, evaluate_imgsz: int | None = None, **values: object) -> None:
@@ -179,9 +180,14 @@ def test_weak_candidate_registered_not_promoted_and_bad_data_changes_nothing(
     params["train"]["epochs"] = 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     kept = (project / "params.yaml").read_text()
+    # and DVC's lock and the validate stage's git-kept report, which DVC deletes before
+    # it runs the stage, are as they were (the report was once left deleted)
+    files = {name: (project / name).read_bytes() for name in ("dvc.lock", VALIDATE_REPORT)}
     with pytest.raises(Exception, match="validate"):
         training_flow(data_path=str(broken), project_dir=str(project))
     assert (project / "params.yaml").read_text() == kept  # not left pointing at it
+    for name, data in files.items():
+        assert (project / name).read_bytes() == data, name
     assert len(_versions()) == 2
     assert alias_version(NAME, "champion").version == v1.version
 
