@@ -4,6 +4,7 @@ promotion by the gate, a new candidate as `challenger`, rollback, a human's appr
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from pathlib import Path
 
 from skintwin import db
@@ -90,7 +91,22 @@ def rollback(root: Path, name: str, to: str, reason: str) -> Event:
             f"rollback --to {to}: v{to} was never champion; a version the gate did not "
             "promote goes to production only by `skintwin promote --approve`"
         )
+    fetchable(name, to, "rollback --to")
     return move(root, name, client.CHAMPION, to, "rollback", reason)
+
+
+def fetchable(name: str, version: str, what: str) -> None:
+    """Refuse to send production to a version whose weights cannot be fetched now (its
+    artifacts cleaned up or out of reach): the service would follow the alias and fail."""
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="skintwin-check-") as tmp:
+        try:
+            client.version_weights(name, version, Path(tmp))
+        except (SkinTwinError, MlflowException, OSError) as exc:
+            raise SkinTwinError(
+                f"{what} {version}: its weights cannot be fetched ({exc}); nothing moved"
+            ) from None
 
 
 def verify(root: Path, name: str) -> list[str]:

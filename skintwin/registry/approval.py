@@ -29,10 +29,16 @@ def held(paths: ProjectPaths, tags: dict, version: str, champ) -> list[str]:
     clauses = change_control.violations(plan, champ.tags, tags)
     now = yaml.safe_load(paths.params.read_text(encoding="utf-8")) or {}
     clauses += change_control.changed_since(plan, tags, now)
+    # its params are this project's, not what trained it: nothing can be compared, either
+    # way round (a champion from elsewhere records today's params as its own)
     if plan is not None and trained_elsewhere(tags):
-        # its params are this project's, not what trained it: nothing can be compared
         clauses.append("weights trained elsewhere (clause human.external_weights)")
-    return clauses
+    elif plan is not None and trained_elsewhere(champ.tags):
+        clauses.append(
+            f"the champion v{champ.version}'s weights were trained elsewhere: what changed "
+            "cannot be read from its lineage (clause human.external_weights)"
+        )
+    return list(dict.fromkeys(clauses))  # a cut lineage is named once, not once per check
 
 
 def approve(paths: ProjectPaths, version: str, reason: str) -> dict:
@@ -43,6 +49,7 @@ def approve(paths: ProjectPaths, version: str, reason: str) -> dict:
         if champ is not None and str(champ.version) == str(version):
             raise SkinTwinError(f"promote --approve {version}: it is the champion already")
         clauses = held(paths, client.get_version(name, version).tags, version, champ)
+        aliases.fetchable(name, version, "promote --approve")
         record = {"approved_over": champ.version if champ else None, "change_control": clauses}
         event = aliases.move(paths.root, name, client.CHAMPION, version, "approve", reason, record)
         client.client().set_model_version_tag(
