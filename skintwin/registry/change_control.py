@@ -19,6 +19,7 @@ from skintwin.errors import SkinTwinError
 
 FILE = "change_control.yaml"
 _LINEAGE_ONLY = ("classes", "tone_floors")  # facts beside the params
+UNREADABLE = "(lineage.params unreadable)"  # the fact a version with cut params records
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ def model_facts(tags: dict[str, str]) -> dict[str, object]:
     """The dotted facts a version's lineage tags record: params, classes, tone floors."""
     try:
         facts = _flat(json.loads(tags.get("lineage.params") or "{}"))
-    except json.JSONDecodeError:  # cut at MLflow's tag limit: unknown, so never "unchanged"
-        facts = {"params": f"unreadable ({len(tags['lineage.params'])} characters)"}
+    except json.JSONDecodeError:  # cut (at MLflow 2's tag limit) or damaged: nothing known
+        facts = {UNREADABLE: f"{len(tags['lineage.params'])} characters"}
     for key in _LINEAGE_ONLY:
         if f"lineage.{key}" in tags:
             facts[key] = tags[f"lineage.{key}"]
@@ -81,7 +82,9 @@ def violations(plan: Plan | None, champion: dict[str, str], candidate: dict[str,
     if plan is None:
         return []
     old, new = model_facts(champion), model_facts(candidate)
-    out = []
+    out = _unreadable(("champion", old), ("candidate", new))
+    if out:  # two cut params read alike: compared, they would pass any change unseen
+        return out
     for key in sorted(set(old) | set(new)):
         if key in _LINEAGE_ONLY and key not in old:  # a champion from before they were kept
             continue
@@ -105,7 +108,9 @@ def changed_since(plan: Plan | None, tags: dict[str, str], params_now: dict) -> 
     if plan is None or "lineage.params" not in tags:
         return []
     then, now = model_facts(tags), _flat(params_now)
-    out = []
+    out = _unreadable(("candidate", then))
+    if out:
+        return out
     for key in sorted(set(then) | set(now)):
         if not any(fnmatchcase(key, p) for p in GATE_SETTINGS) or then.get(key) == now.get(key):
             continue
@@ -114,3 +119,13 @@ def changed_since(plan: Plan | None, tags: dict[str, str], params_now: dict) -> 
             shown = f"{then.get(key, '(absent)')} → {now.get(key, '(absent)')}"
             out.append(f"{key} {shown} since it was registered (clause human.{name})")
     return out
+
+
+def _unreadable(*sides: tuple[str, dict]) -> list[str]:
+    """A line for each version whose lineage params cannot be read: it needs a human."""
+    return [
+        f"the {who}'s lineage params are unreadable ({facts[UNREADABLE]}): "
+        "nothing can be compared (needs a human)"
+        for who, facts in sides
+        if UNREADABLE in facts
+    ]

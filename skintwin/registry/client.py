@@ -14,6 +14,7 @@ from pathlib import Path
 from skintwin.errors import SkinTwinError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+TAG_MAX = 100_000  # MLflow 3's limit on a registry tag's value (MLflow 2's was 5,000)
 # What the pyfunc imports, pinned to the versions that produced the model.
 _REQUIREMENTS = (
     "ultralytics",
@@ -97,6 +98,12 @@ def log_and_register(
 
     if not Path(weights).is_file():
         raise SkinTwinError(f"{weights}: weights file not found")
+    too_long = [k for k, v in tags.items() if k.startswith("lineage.") and len(str(v)) > TAG_MAX]
+    if too_long:  # cut, change control could compare nothing: refused before anything is logged
+        raise SkinTwinError(
+            f"{too_long[0]}: {len(str(tags[too_long[0]]))} characters, over the registry's "
+            f"{TAG_MAX} for a tag; shorten params.yaml"
+        )
     signature = ModelSignature(
         inputs=None,
         params=ParamSchema([ParamSpec("conf", "double", 0.25), ParamSpec("imgsz", "long", 0)]),
@@ -114,7 +121,8 @@ def log_and_register(
             pip_requirements=pinned_requirements(),
         )
     # the tags come with the version in one write (not a round trip per tag, ~100 of them)
-    tags = {key: str(value)[:4900] for key, value in tags.items()}
+    # lineage whole (change control reads it back); the figures and reasons are for people
+    tags = {k: str(v) if k.startswith("lineage.") else str(v)[:4900] for k, v in tags.items()}
     return str(mlflow.register_model(info.model_uri, name, tags=tags).version)
 
 

@@ -5,6 +5,7 @@ MLflow registry and a real SQLite database in a temporary folder."""
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import sqlite3
 from pathlib import Path
@@ -107,7 +108,10 @@ def registered(tmp_path: Path, base_params: dict, monkeypatch: pytest.MonkeyPatc
     with contextlib.suppress(MlflowException):
         registry.create_registered_model(NAME)
     for v in ("1", "2", "3"):
-        registry.create_model_version(NAME, source=root.as_uri())
+        folder = tmp_path / "versions" / v  # what a rollback fetches before it moves
+        folder.mkdir(parents=True)
+        (folder / "best.pt").write_bytes(b"weights of v" + v.encode())
+        registry.create_model_version(NAME, source=folder.as_uri())
         aliases.move(root, NAME, client.CHALLENGER, v, "register", f"candidate v{v}")
         if v != "2":  # v2: rejected by the gate, never champion
             aliases.move(root, NAME, client.CHAMPION, v, "promote", f"gate passed v{v}")
@@ -130,6 +134,19 @@ def test_rollback_moves_champion_back_and_is_an_event(registered: Path, capsys) 
         with pytest.raises(SystemExit, match="2"):
             main(["rollback", *args, *bad])
     assert aliases.history(registered).count() == 6
+
+
+def test_a_version_whose_weights_are_gone_is_not_rolled_back_to(
+    registered: Path, tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    shutil.rmtree(tmp_path / "versions" / "1")  # v1's artifacts were cleaned up
+    args = ["--project-dir", str(registered), "--to", "1", "--reason", "v3 misbehaves"]
+    assert main(["rollback", *args]) == 1
+    assert "rollback --to 1: its weights cannot be fetched" in capsys.readouterr().err
+    assert str(client.alias_version(NAME, client.CHAMPION).version) == "3"
+    assert aliases.history(registered).count() == 5
 
 
 @pytest.mark.parametrize("stop", [RuntimeError("registry refused the tag"), KeyboardInterrupt()])
@@ -368,3 +385,33 @@ def test_a_candidate_gated_again_under_loosened_gate_settings_is_held(registered
     (registered / "params.yaml").write_text(yaml.safe_dump(params))
     (held,) = approval.held(ProjectPaths(registered), tags, "2", champ)
     assert held.startswith("promote.min_delta ") and "since it was registered" in held
+
+
+def test_a_champion_trained_elsewhere_holds_the_next_candidate(registered: Path) -> None:
+    """A champion registered from a `.pt` trained elsewhere records this project's params as
+    its own, so an in-project candidate compared with it looks unchanged: a human decides."""
+    from skintwin.project import ProjectPaths
+    from skintwin.registry import approval, change_control
+
+    (registered / change_control.FILE).write_text((REPO / change_control.FILE).read_text())
+    registry = client.client()
+    registry.set_model_version_tag(NAME, "3", "lineage.source_weights", "vendor.pt")
+    champ = client.alias_version(NAME, client.CHAMPION)
+    (held,) = approval.held(
+        ProjectPaths(registered), client.get_version(NAME, "2").tags, "2", champ
+    )
+    assert "champion v3's weights were trained elsewhere" in held
+
+
+def test_lineage_is_registered_whole_however_long(registered: Path, tmp_path: Path) -> None:
+    """Registry tags were cut at 4,900 characters, and cut params compare as unreadable:
+    the lineage is kept whole (MLflow 3 takes 100,000), and past that refused."""
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"weights")
+    params = json.dumps({"monitor": {f"feature_{i:03d}": "wasserstein" for i in range(300)}})
+    assert len(params) > 4900
+    run = client.client().create_run(client.client().create_experiment("lineage")).info.run_id
+    version = client.log_and_register(weights, run, NAME, {"lineage.params": params})
+    assert client.get_version(NAME, version).tags["lineage.params"] == params
+    with pytest.raises(SkinTwinError, match=r"lineage\.params: 100001 characters"):
+        client.log_and_register(weights, run, NAME, {"lineage.params": "x" * 100_001})
