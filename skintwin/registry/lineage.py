@@ -28,6 +28,46 @@ def trained_elsewhere(tags: dict[str, str]) -> bool:
     return "lineage.source_weights" in tags
 
 
+_UPSTREAM = ("validate", "preprocess", "train", "evaluate")  # what a candidate is made of
+_ABSENT = object()
+
+
+def _lookup(doc: object, dotted: str) -> object:
+    for part in dotted.split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return _ABSENT
+        doc = doc[part]
+    return doc
+
+
+def unrecorded_changes(paths: ProjectPaths) -> list[str]:
+    """Where the project no longer is what made the candidate, by `dvc.lock`: a param of
+    the candidate's stages whose value in params.yaml is not the one the stage ran with,
+    and a stage that read an output its upstream stage has written again since (`dvc repro
+    preprocess` after evaluate). Registered so, the version's lineage would name params
+    and data that did not make it, and the gate would hold its old figures against a
+    champion measured on the new split. Nothing without a lock (a project not run by DVC)."""
+    if not paths.dvc_lock.is_file():
+        return []
+    stages = (yaml.safe_load(paths.dvc_lock.read_text()) or {}).get("stages", {})
+    now = yaml.safe_load(paths.params.read_text()) if paths.params.is_file() else {}
+    out = []
+    for stage in _UPSTREAM:
+        for key, value in stages.get(stage, {}).get("params", {}).get("params.yaml", {}).items():
+            if _lookup(now, key) != value:
+                shown = _lookup(now, key)
+                shown = "(absent)" if shown is _ABSENT else repr(shown)
+                out.append(f"{key}: the {stage} stage ran with {value!r}, params.yaml has {shown}")
+    written = {o["path"]: (name, o.get("md5")) for name in _UPSTREAM
+               for o in stages.get(name, {}).get("outs", [])}  # fmt: skip
+    for stage in _UPSTREAM:
+        for dep in stages.get(stage, {}).get("deps", []):
+            by, md5 = written.get(dep["path"], (None, None))
+            if by is not None and dep.get("md5") != md5:
+                out.append(f"{dep['path']}: the {by} stage wrote it again after {stage} read it")
+    return out
+
+
 def collect_lineage(paths: ProjectPaths, run_id: str, flow_run_id: str | None = None) -> dict:
     """Code, data and model hashes, params and run ids of a candidate."""
     lock = yaml.safe_load(paths.dvc_lock.read_text()) if paths.dvc_lock.exists() else {}

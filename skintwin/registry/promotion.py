@@ -18,7 +18,7 @@ from skintwin.project import ProjectPaths, read_run_record
 from skintwin.registry import aliases, approval, card, champion, client, recording
 from skintwin.registry.artifacts import runtime_tags, version_artifacts
 from skintwin.registry.gate import Decision, decide
-from skintwin.registry.lineage import collect_lineage
+from skintwin.registry.lineage import collect_lineage, unrecorded_changes
 from skintwin.training.evaluation import Evaluation, evaluate_weights
 from skintwin.training.tracking import (
     TRAINING_EXPERIMENT,
@@ -33,9 +33,16 @@ NO_COMPARISON = "no comparison"  # the rule of a decision made without the champ
 
 
 def run_record(paths: ProjectPaths) -> dict:
-    """The train stage's record, if the evaluate stage's figures are of its weights: after
+    """The train stage's record, if the evaluate stage's figures are of its weights (after
     `dvc repro train` alone they are the previous model's, and registering would tag new
-    weights with them (and gate them on them)."""
+    weights with them, and gate them on them), and params.yaml and the data are still what
+    made them (`lineage.unrecorded_changes`)."""
+    changed = unrecorded_changes(paths)
+    if changed:
+        raise SkinTwinError(
+            "the pipeline changed since the candidate was made; run `dvc repro` first:\n  "
+            + "\n  ".join(changed)
+        )
     record = read_run_record(paths.run_record)
     evaluated = read_record(paths.evaluated, ("weights_sha256",), "run `dvc repro evaluate`")
     if evaluated["weights_sha256"] != file_sha256(paths.train_dir / record["weights"]):

@@ -160,3 +160,60 @@ def test_a_damaged_run_record_is_named(tmp_path: Path, text: str | None, fault: 
     args = ["--data", str(tmp_path), "--model", str(model), "--out", str(tmp_path / "e")]
     assert main([*args, "--params", str(REPO / "params.yaml")]) == 1
     assert not (tmp_path / "e").exists()
+
+
+_PIPELINE = """
+stages:
+  preprocess:
+    cmd: echo ${preprocess.seed} > processed.txt
+    params: [preprocess.seed]
+    outs: [processed.txt]
+  train:
+    cmd: cat processed.txt > model.txt && echo ${train.model} >> model.txt
+    deps: [processed.txt]
+    params: [train.model]
+    outs: [model.txt]
+  evaluate:
+    cmd: cat processed.txt model.txt > metrics.txt
+    deps: [processed.txt, model.txt]
+    params: [evaluate.imgsz]
+    outs: [metrics.txt]
+"""
+
+
+def test_a_candidate_the_project_no_longer_describes_is_not_registered(tmp_path: Path) -> None:
+    """Registration reads lineage (params, data hashes) from the project as it is. After
+    `dvc repro`, a param changed by hand, or `dvc repro preprocess` alone, the project no
+    longer describes the candidate: `dvc.lock` (a real DVC run) shows where, and
+    registration is refused, naming the key or the output."""
+    import yaml
+
+    from skintwin.ops.scratch import dvc, run
+    from skintwin.registry.lineage import unrecorded_changes
+    from skintwin.registry.promotion import run_record
+
+    params = {"preprocess": {"seed": 1}, "train": {"model": "yolo11n.yaml"},
+              "evaluate": {"imgsz": 192}}  # fmt: skip
+    (tmp_path / "dvc.yaml").write_text(_PIPELINE)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run(["git", "init", "-q"], cwd=tmp_path)
+    dvc("init", "-q", cwd=tmp_path)
+    dvc("repro", "-q", cwd=tmp_path)
+    paths = ProjectPaths(tmp_path)
+    assert unrecorded_changes(paths) == []
+    params["train"]["model"] = "yolov8n.yaml"  # put back by hand after training
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SkinTwinError, match="changed since the candidate was made") as err:
+        run_record(paths)
+    assert "train.model: the train stage ran with 'yolo11n.yaml', params.yaml has " in str(
+        err.value
+    )
+    params["train"]["model"], params["preprocess"]["seed"] = "yolo11n.yaml", 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    dvc("repro", "-q", "--single-item", "preprocess", cwd=tmp_path)  # new split, old model
+    assert unrecorded_changes(paths) == [
+        "processed.txt: the preprocess stage wrote it again after train read it",
+        "processed.txt: the preprocess stage wrote it again after evaluate read it",
+    ]
+    dvc("repro", "-q", cwd=tmp_path)
+    assert unrecorded_changes(paths) == []
