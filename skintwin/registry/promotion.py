@@ -83,10 +83,15 @@ def gate(
         final = candidate.get("rule") != NO_COMPARISON  # a download that failed is no verdict
         if not candidate["new"] and candidate["decision"] and final:
             log.info("version %s already gated: %s", candidate["version"], candidate["decision"])
+            reasons = [f"already decided: {candidate['decision']}"]
+            champ = client.alias_version(params.promote.model_name, client.CHAMPION)
+            now = champ is not None and str(champ.version) == str(candidate["version"])
+            if candidate["decision"] == "promoted" and not now:  # rolled back since
+                reasons.append(f"champion is v{champ.version if champ else '-'} now")
             return {
-                "promote": candidate["decision"] == "promoted",
+                "promote": candidate["decision"] == "promoted" and now,
                 "version": candidate["version"],
-                "reasons": [f"already decided: {candidate['decision']}"],
+                "reasons": reasons,
                 "repeat": True,
             }
         evaluation = evaluation or Evaluation.read(paths.metrics, paths.test_stats)

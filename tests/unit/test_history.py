@@ -415,3 +415,17 @@ def test_lineage_is_registered_whole_however_long(registered: Path, tmp_path: Pa
     assert client.get_version(NAME, version).tags["lineage.params"] == params
     with pytest.raises(SkinTwinError, match=r"lineage\.params: 100001 characters"):
         client.log_and_register(weights, run, NAME, {"lineage.params": "x" * 100_001})
+
+
+def test_a_promoted_version_rolled_back_is_not_reported_promoted_again(registered: Path) -> None:
+    """A flow run again on v3's training run finds its old decision, "promoted"; after a
+    rollback it must not report v3 as promoted (the summary said so while v1 served)."""
+    from skintwin.project import ProjectPaths
+    from skintwin.registry import promotion
+
+    client.client().set_model_version_tag(NAME, "3", "gate.decision", "promoted")
+    aliases.rollback(registered, NAME, "1", "v3 misses small moles")
+    candidate = {"version": "3", "new": False, "decision": "promoted", "rule": "superior"}
+    out = promotion.gate(ProjectPaths(registered), candidate)
+    assert out["repeat"] and out["promote"] is False
+    assert out["reasons"] == ["already decided: promoted", "champion is v1 now"]
