@@ -121,7 +121,7 @@ def _serve_splits(runs, weights, onnx, dataset, conf, params) -> None:
 def main(argv: list[str] | None = None) -> int:
     from skintwin.params import load_params
     from skintwin.runtime import run_main
-    from skintwin.training.tracking import configure_tracking, log_evaluation
+    from skintwin.training.tracking import configure_tracking, log_evaluation, require_run
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="preprocessed dataset folder")
@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         model_dir = Path(args.model)
         record = read_run_record(model_dir / "run.json")
+        uri = configure_tracking(Path.cwd())
+        require_run(record["run_id"], uri, model_dir / "run.json")  # before any output
         out = Path(args.out)
         result = run_evaluate(
             model_dir / record["weights"],
@@ -146,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
             params.monitor.imgsz,  # ... predicted at this size
             record["run_id"],
         )
-        configure_tracking(Path.cwd())
         log_evaluation(record["run_id"], result.flat(), out)
 
     return run_main(body)

@@ -142,3 +142,25 @@ def log_evaluation(run_id: str, metrics: dict[str, float], report_dir: Path | No
             mlflow.log_artifact(
                 str(path), artifact_path="evaluation" + ("" if folder == "." else f"/{folder}")
             )
+
+
+def require_run(run_id: str, uri: str, source: Path) -> None:
+    """Fail before any work when the run `source` names is not in the tracking store (a
+    fresh clone without `mlflow.db`, another MLFLOW_TRACKING_URI): the stage would write
+    its outputs, then fail to log them."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from skintwin.errors import SkinTwinError
+
+    with unreachable_as_error(uri):
+        try:
+            MlflowClient().get_run(run_id)
+        except MlflowException as exc:
+            if "API request" in str(exc) or "Max retries" in str(exc):
+                raise
+            raise SkinTwinError(
+                f"{source}: run {run_id} is not in the MLflow store at {mask_url(uri)}; "
+                "use the store the train stage logged to (MLFLOW_TRACKING_URI), or retrain: "
+                "`dvc repro --force train`"
+            ) from None

@@ -217,3 +217,25 @@ def test_a_candidate_the_project_no_longer_describes_is_not_registered(tmp_path:
     ]
     dvc("repro", "-q", cwd=tmp_path)
     assert unrecorded_changes(paths) == []
+
+
+def test_evaluate_without_its_training_run_stops_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A fresh clone without `mlflow.db`: the evaluate stage cannot log to the run that
+    trained the weights. It once wrote its reports, then failed on a raw MLflow traceback."""
+    from skintwin.steps import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    model = tmp_path / "models" / "train"
+    (model / "weights").mkdir(parents=True)
+    (model / "weights" / "best.pt").write_bytes(b"weights")
+    (model / "run.json").write_text(json.dumps({"run_id": "0" * 32, "weights": "weights/best.pt"}))
+    out = tmp_path / "reports" / "evaluate"
+    argv = ["--data", "data/processed", "--model", str(model), "--out", str(out)]
+    assert evaluate.main(argv) != 0
+    err = capsys.readouterr().err
+    assert f"run.json: run {'0' * 32} is not in the MLflow store" in err
+    assert "Traceback" not in err and not out.exists()
