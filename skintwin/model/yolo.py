@@ -44,8 +44,27 @@ def load_weights(weights: str | Path):
     return _yolo(str(weights))
 
 
+PRETRAINED = Path("models/pretrained")  # the train stage's dependency (dvc.yaml)
+
+
+def _tracked(spec: str) -> None:
+    """A local file `train.model` names must lie in `PRETRAINED` (relative to the project,
+    the stage's working folder): anywhere else DVC does not see it change, and a new file
+    at the same path would not retrain."""
+    path = Path(spec)
+    if not path.is_file():
+        return
+    folder = PRETRAINED.resolve()
+    if folder not in path.resolve().parents:
+        raise SkinTwinError(
+            f"train.model: {spec!r} is outside {PRETRAINED}/, the folder the train stage "
+            "depends on (dvc.yaml); move it there, or DVC would not retrain when it changes"
+        )
+
+
 def build_model(spec: str):
     """A YOLO model from a model YAML name/path (built untrained) or a local .pt."""
+    _tracked(spec)
     if spec.endswith((".yaml", ".yml")):
         try:
             return _yolo(spec)

@@ -41,6 +41,7 @@ def scratch_project(root: Path, params: dict, with_flows: bool = False) -> Path:
         shutil.copytree(
             SOURCE / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
         )
+    shutil.copytree(SOURCE / "models" / "pretrained", root / "models" / "pretrained")  # a dep
     if with_flows:
         shutil.copy(SOURCE / "prefect.yaml", root / "prefect.yaml")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

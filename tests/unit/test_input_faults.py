@@ -239,3 +239,32 @@ def test_evaluate_without_its_training_run_stops_before_writing(
     err = capsys.readouterr().err
     assert f"run.json: run {'0' * 32} is not in the MLflow store" in err
     assert "Traceback" not in err and not out.exists()
+
+
+def test_local_weights_to_train_from_must_be_where_dvc_sees_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train.model: weights/start.pt` was only a param string to DVC: the file replaced at
+    the same path, `dvc repro` said up to date. Local files must lie in models/pretrained,
+    the train stage's dependency; a real `dvc status` sees one there change."""
+    import yaml
+
+    from skintwin.model.yolo import build_model
+    from skintwin.ops.scratch import dvc, scratch_project
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "start.pt").write_bytes(b"weights")
+    with pytest.raises(SkinTwinError, match=r"'weights/start\.pt' is outside models/pretrained/"):
+        build_model("weights/start.pt")
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]
+    assert "models/pretrained" in stage["deps"]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    root = scratch_project(tmp_path / "project", params)
+    start = root / "models" / "pretrained" / "start.pt"
+    start.write_bytes(b"weights v1")
+    dvc("stage", "add", "-n", "pin", "-d", "models/pretrained", "echo ok", cwd=root)
+    dvc("repro", "pin", cwd=root)
+    assert "up to date" in dvc("status", "pin", cwd=root).stdout
+    start.write_bytes(b"weights v2")  # the same path, new weights
+    assert "modified:           models/pretrained" in dvc("status", "pin", cwd=root).stdout
