@@ -54,9 +54,9 @@ def unrecorded_changes(paths: ProjectPaths) -> list[str]:
     out = []
     for stage in _UPSTREAM:
         for key, value in stages.get(stage, {}).get("params", {}).get("params.yaml", {}).items():
-            if _lookup(now, key) != value:
-                shown = _lookup(now, key)
-                shown = "(absent)" if shown is _ABSENT else repr(shown)
+            found = _lookup(now, key)
+            if found != value:
+                shown = "(absent)" if found is _ABSENT else repr(found)
                 out.append(f"{key}: the {stage} stage ran with {value!r}, params.yaml has {shown}")
     written = {o["path"]: (name, o.get("md5")) for name in _UPSTREAM
                for o in stages.get(name, {}).get("outs", [])}  # fmt: skip
