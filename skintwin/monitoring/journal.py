@@ -10,6 +10,7 @@ doubles one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import uuid
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-_STALE_CLAIM_S = 600  # a claim older than this belonged to a process that died mid-replay
+_STALE_CLAIM_S = 600  # a claim held longer belonged to a process that died mid-replay
 
 
 class Journal:
@@ -63,15 +64,18 @@ class Journal:
             claimed = path.with_name(f".claimed-{os.getpid()}-{path.name}")
             try:
                 path.rename(claimed)
-            except FileNotFoundError:  # another process claimed it first
+                # a rename keeps the spill's time: the claim's age is counted from now
+                os.utime(claimed)
+                rows = [json.loads(line) for line in claimed.read_text().splitlines() if line]
+            except FileNotFoundError:  # another replayer claimed it first
                 continue
-            rows = [json.loads(line) for line in claimed.read_text().splitlines() if line]
             try:
                 write(rows)
             except Exception:
-                claimed.rename(path)
+                with contextlib.suppress(FileNotFoundError):  # unless another took it over
+                    claimed.rename(path)
                 break
-            claimed.unlink()
+            claimed.unlink(missing_ok=True)  # the rows carry their uid: written once either way
             done += len(rows)
         self.replayed += done
         if done:

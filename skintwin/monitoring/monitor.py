@@ -114,7 +114,8 @@ class ModelMonitor:
 
         try:
             return self.journal.replay(self.store.log_many)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError) as exc:  # never fails the write that came before
+            log.warning("journal replay stopped: %s", exc)
             return 0
 
     def performance_metrics(self, window_hours: float = 24.0, export: bool = True) -> dict:

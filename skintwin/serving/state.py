@@ -93,7 +93,10 @@ class ServiceState:
                 self.holder.reload_if_moved()
             except Exception as exc:
                 log.warning("reload check failed: %s", exc)
-            self.monitor.replay_journal()
+            try:  # one failed replay must not end the loop (and with it every reload)
+                self.monitor.replay_journal()
+            except Exception as exc:
+                log.warning("journal replay failed: %s", exc)
 
 
 def _as_monitored(project_dir: str | Path | None) -> tuple[float, int | None]:

@@ -127,6 +127,34 @@ def test_a_replay_repeated_after_a_crash_never_doubles_rows(tmp_path: Path) -> N
     assert store.count() == 3
 
 
+def test_a_claim_is_aged_from_its_claim_not_its_spill(tmp_path: Path) -> None:
+    """Rows spilled during an outage of more than the stale-claim age (600 s): a second
+    replayer (the service's poll thread beside a request's flush) took a live claim for a
+    dead one, renamed it back, and the first replay failed on its vanished file. That
+    failure ended the poll loop: no champion reload and no replay ever again."""
+    import os
+    import time
+
+    from skintwin.monitoring.journal import Journal
+    from skintwin.monitoring.records import prediction_row
+    from skintwin.monitoring.store import PredictionStore
+
+    store = PredictionStore(f"sqlite:///{tmp_path / 'p.db'}")
+    journal = Journal(tmp_path / "journal")
+    path = journal.spill([prediction_row({"detections": []}, model_name="m") for _ in range(3)])
+    hour_ago = time.time() - 3600
+    os.utime(path, (hour_ago, hour_ago))  # spilled an hour ago, replayed now
+    other = Journal(journal.folder)
+    seen: list[int] = []
+
+    def write_while_another_replays(rows: list[dict]) -> None:
+        seen.append(other.replay(store.log_many))  # finds only the live claim
+        store.log_many(rows)
+
+    assert journal.replay(write_while_another_replays) == 3
+    assert seen == [0] and store.count() == 3 and journal.pending() == 0
+
+
 def test_journal_files_that_vanish_while_listed_are_not_an_error(tmp_path: Path) -> None:
     """A replay deletes files while /metrics counts them; a file listed and gone by the time
     it is read (here a dangling link, gone for good) counts as nothing rather than a 500."""
