@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,17 +60,22 @@ def atomic_dir(
     target: Path,
     owner: str | None = None,
     inputs: Sequence[Path] = (),
+    shared: bool = False,
 ) -> Iterator[Path]:
     """Yield a temporary sibling folder that replaces `target` on success, vanishes on error.
 
     With `owner` (a step name) the target is checked first (`check_output_dir`) and marked
     as that step's output. One writer per output (DVC holds its repo lock): leftovers of a
     writer that was killed (`.<name>.tmp-*`) are removed first, so a re-run starts clean.
+    `shared`: several processes may write the same content at once (the model cache): only
+    leftovers an hour old are removed, and a target another writer finished first is kept,
+    not replaced under its readers.
     """
     target = check_output_dir(target, owner, inputs) if owner else Path(target).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if not shared or _age_s(stale) > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the output is a normal folder
     try:
@@ -79,11 +85,22 @@ def atomic_dir(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if shared and target.exists():  # another writer's copy of the same content came first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists():
         target.rename(old)
     tmp.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _age_s(path: Path) -> float:
+    """Seconds since `path` last changed; 0 if it is gone (another writer cleaned it)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

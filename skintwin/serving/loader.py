@@ -120,7 +120,9 @@ class ModelLoader:
 
     def _download(self, name: str, version: str) -> Path:
         target = self.cache_dir / name / f"v{version}"
-        with atomic_dir(target) as tmp:
+        if target.exists() and self._cached(name, version) is None:  # an incomplete copy
+            shutil.rmtree(target, ignore_errors=True)
+        with atomic_dir(target, shared=True) as tmp:  # the service, scoring and drift share it
             local = download_version(name, version, tmp)
             if local != tmp:  # some stores nest the model folder
                 for item in local.iterdir():

@@ -67,3 +67,28 @@ def test_only_a_folder_marked_as_the_step_s_output_is_replaced(tmp_path: Path) -
         check_output_dir(folder, "preprocess")
     (folder / MARKER).write_text("preprocess\n")
     assert check_output_dir(folder, "preprocess") == folder.resolve()
+
+
+def test_writers_sharing_a_folder_keep_each_others_work(tmp_path: Path) -> None:
+    """The model cache: the service and batch scoring download the new champion at once.
+    The second writer removed the first's folder as a leftover, and the first failed; now
+    both finish, the first copy stays (readers may be loading it) and no temp folder is
+    left behind. A killed writer's leftover, an hour old, is still cleaned."""
+    import os
+    import time
+
+    target = tmp_path / "cache" / "v1"
+    with atomic_dir(target, shared=True) as first:
+        (first / "MLmodel").write_text("first")
+        with atomic_dir(target, shared=True) as second:
+            assert first.is_dir()  # not taken for a leftover
+            (second / "MLmodel").write_text("second")
+        assert (target / "MLmodel").read_text() == "second"
+    assert (target / "MLmodel").read_text() == "second"
+    leftover = tmp_path / "cache" / ".v1.tmp-killed"
+    leftover.mkdir()
+    hour_ago = time.time() - 3700
+    os.utime(leftover, (hour_ago, hour_ago))
+    with atomic_dir(tmp_path / "cache" / "v1", shared=True) as third:
+        (third / "MLmodel").write_text("third")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["v1"]
