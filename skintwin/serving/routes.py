@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import generate_latest
 
 from skintwin.serving.state import ServiceState
-from skintwin.serving.uploads import BadImage, check_images, read_uploads
+from skintwin.serving.uploads import BadImage, check_images, drain, read_uploads
 
 router = APIRouter()
 Conf = Annotated[
@@ -34,7 +34,7 @@ async def _serve(
     # shed before any work, and the client is told when to come back; its (bounded) body
     # is still read, so that the connection stays usable for the next request.
     if state.inflight >= state.settings.max_inflight:
-        await request.body()
+        await drain(request)
         raise BadImage(503, f"busy: {state.inflight} requests in progress", retry_after_s=1)
     state.inflight += 1
     try:

@@ -3,6 +3,8 @@ the headers, decodability — all before inference."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from fastapi import Request
 from starlette.exceptions import HTTPException
@@ -113,3 +115,10 @@ async def read_uploads(request: Request, field: str, settings: Settings) -> list
     if len(blobs) > settings.max_batch:
         raise BadImage(413, f"{len(blobs)} images exceeds the batch limit {settings.max_batch}")
     return blobs
+
+
+async def drain(request: Request) -> None:
+    """Read and drop a shed request's body, so the connection stays usable; a body over its
+    limits, too slow or cut off still gets the shedding answer, not a 500."""
+    with contextlib.suppress(BodyTooLarge, BodyTooSlow, ClientDisconnect):
+        await request.body()
