@@ -10,6 +10,7 @@ Accepted layouts (DESIGN: Dataset):
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +156,24 @@ def label_path(image: Path) -> Path:
             parts[i] = "labels"
             return Path(*parts).with_suffix(".txt")
     return image.with_suffix(".txt")
+
+
+def shared_labels(images: list[Path]) -> list[Problem]:
+    """Photos whose one label file is the same (`p0.jpg` and `p0.png`): the second would
+    be trained and tested with the first one's lesions."""
+    by_label: dict[Path, list[Path]] = defaultdict(list)
+    for image in images:
+        by_label[label_path(image)].append(image)
+    return [
+        Problem(
+            "error",
+            "shared_label",
+            str(label),
+            "the label file of " + " and ".join(map(str, same)),
+        )
+        for label, same in sorted(by_label.items())
+        if len(same) > 1
+    ]
 
 
 def parse_labels(

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from skintwin.data.dataset import label_path, list_images, parse_labels
+from skintwin.data.dataset import label_path, list_images, parse_labels, shared_labels
 from skintwin.errors import SkinTwinError
 from skintwin.model.loaded import LoadedModel
 from skintwin.monitoring.performance import WATCHED, estimate_window, fall, slice_baseline
@@ -57,6 +57,9 @@ def sample_images(
     nested = [p for p in images if p.parent != images_dir]
     if nested:
         raise SkinTwinError(f"audit: {nested[0]}: put the photos directly in {images_dir}")
+    shared = shared_labels(images)  # the second photo would be scored on the first's lesions
+    if shared:
+        raise SkinTwinError(f"audit: {shared[0].file}: {shared[0].message}")
     boxes = 0
     for image in images:
         label = label_path(image)

@@ -23,6 +23,7 @@ from skintwin.data.dataset import (
     label_path,
     list_images,
     parse_labels,
+    shared_labels,
 )
 from skintwin.data.images import ImageError, decode_image
 from skintwin.errors import SkinTwinError
@@ -69,24 +70,6 @@ def _orphan_labels(layout: Layout, images: list[Path]) -> list[Problem]:
     return found
 
 
-def _shared_labels(images: list[Path]) -> list[Problem]:
-    """Photos whose one label file is the same (`p0.jpg` and `p0.png`): the second would
-    be trained and tested with the first one's lesions."""
-    by_label: dict[Path, list[Path]] = defaultdict(list)
-    for image in images:
-        by_label[label_path(image)].append(image)
-    return [
-        Problem(
-            "error",
-            "shared_label",
-            str(label),
-            "the label file of " + " and ".join(map(str, same)),
-        )
-        for label, same in sorted(by_label.items())
-        if len(same) > 1
-    ]
-
-
 @dataclass
 class _Tally:
     """What the images and labels of a dataset add up to."""
@@ -109,7 +92,7 @@ def _check_images(
     tally = _Tally(
         {s: {"images": len(i), "boxes": 0, "background": 0} for s, i in per_split.items()}
     )
-    problems = _shared_labels([p for p, _ in images])
+    problems = shared_labels([p for p, _ in images])
     for (image, split), (digest, size, error) in zip(images, inspected, strict=True):
         if error:
             problems.append(Problem("error", "unreadable_image", str(image), error))

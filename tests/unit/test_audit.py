@@ -64,6 +64,15 @@ def test_a_bad_label_names_file_and_line_and_an_unreadable_one_names_the_file(tm
     assert "p3.txt" in str(err.value) and ":None" not in str(err.value)
 
 
+def test_two_photos_sharing_one_label_file_are_refused(tmp_path: Path) -> None:
+    """`p0.jpg` and `p0.png` share `p0.txt`: the validate stage refuses that, and the audit
+    once scored the second photo against the first's lesions (misses that are not)."""
+    root = _sample(tmp_path)
+    (root / "images" / "p0.png").write_bytes(b"")
+    with pytest.raises(SkinTwinError, match=r"audit: .*p0\.txt: the label file of .*p0\.jpg"):
+        sample_images(root, NAMES)
+
+
 def test_the_report_says_which_groups_were_held_against_the_whole_test_split() -> None:
     def figures(value: float) -> dict:
         return {f: {"value": value, "lo": value - 0.05, "hi": value + 0.05}
