@@ -12,6 +12,7 @@ decoded is recorded as a failed row with its error, so nothing is lost and nothi
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,9 @@ class ModelMonitor:
         self.model_name, self.model_version = model_name, str(model_version)
         self.batch_size = max(1, batch_size)
         self._buffer: list[dict] = []
+        # the service logs from its worker threads: a row appended to a list another
+        # thread has just taken to write would be lost
+        self._buffer_lock = threading.Lock()
         self.journal = Journal(self.paths.journal)
 
     def log_prediction(
@@ -87,8 +91,10 @@ class ModelMonitor:
         )
         if row.get("error"):
             log.warning("prediction logged without image features: %s", row["error"])
-        self._buffer.append(row)
-        if len(self._buffer) >= self.batch_size:
+        with self._buffer_lock:
+            self._buffer.append(row)
+            full = len(self._buffer) >= self.batch_size
+        if full:
             self.flush()
         return row
 
@@ -97,7 +103,8 @@ class ModelMonitor:
         in the local journal (replayed by a later flush). Returns the rows written now."""
         from sqlalchemy.exc import SQLAlchemyError
 
-        rows, self._buffer = self._buffer, []
+        with self._buffer_lock:
+            rows, self._buffer = self._buffer, []
         if not rows:
             return 0
         try:
