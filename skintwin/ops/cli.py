@@ -23,7 +23,9 @@ def _score(args: argparse.Namespace) -> None:
 
     root = str(project(args).root)
     print_json(
-        batch_inference_flow(args.images, args.source, root, dask_workers=args.dask_workers)
+        batch_inference_flow(
+            args.images, args.source, root, batch_id=args.batch_id, dask_workers=args.dask_workers
+        )
     )
 
 
@@ -172,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     score = add("score", _score, "score a folder of images with the champion (batch)")
     score.add_argument("--images", required=True, help="folder of images")
     score.add_argument("--source", help="label stored with the predictions (default: folder)")
+    score.add_argument("--batch-id", help="a rerun with the same id replaces its predictions "
+                       "(default: derived from the source and the files)")  # fmt: skip
     score.add_argument(
         "--dask-workers",
         type=_workers,

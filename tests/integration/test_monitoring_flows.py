@@ -217,6 +217,9 @@ def test_a_batch_with_bombs_and_odd_names_scores_the_rest_once(
     assert len(reports) == 1
     again, _ = _score_cli(champion, "--images", str(folder), "--source", "odd")
     assert again.returncode == 0 and store.count() == before + 45  # replaced, not doubled
+    named = ("--images", str(folder), "--source", "odd", "--batch-id", "odd-rescored")
+    other, _ = _score_cli(champion, *named)  # the README's --batch-id: a batch of its own
+    assert other.returncode == 0 and store.count() == before + 90, other.stderr[-3000:]
 
 
 @pytest.mark.parametrize(
