@@ -137,6 +137,7 @@ def lineage_card(name: str, alias: str | None = CHAMPION, version: str | None = 
         f"{name} v{mv.version}  aliases: {', '.join(mv.aliases) or '-'}",
         f"  decision   : {tags.get('gate.decision', '-')} (rule {tags.get('gate.rule') or '-'})"
         f" — {'; '.join(overall)}",
+        *([f"  approved   : {tags['gate.approved']}"] if "gate.approved" in tags else []),
         f"  vs champion: {tags.get('gate.delta', '-')}"
         f" (compared to v{tags.get('gate.compared_to', '-')})",
         f"  test       : {headline or '-'}",

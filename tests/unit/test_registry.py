@@ -102,6 +102,10 @@ def test_lineage_card_shows_version_decision_and_origin(registry) -> None:
     assert "n=30" in dark and "0.700 [0.600, 0.800]" in dark and "no regression" in dark
     assert "abc123" in card and "flow-1" in card and '{"epochs": 30}' in card
     assert "data.path  : data/demo" in card
+    assert "approved" not in card
+    # a version a human made champion over the gate says who and why (it said "rejected")
+    registry.set_model_version_tag(NAME, v, "gate.approved", "cli user ana: read it")
+    assert "  approved   : cli user ana: read it\n" in lineage_card(NAME)
 
 
 def test_lineage_of_a_missing_version_is_a_clear_error(registry) -> None:
