@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import queue
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow
 
-from skintwin.io import atomic_write_bytes
 from skintwin.params.data_path import set_data_path
 from skintwin.project import resolve_root
-from tasks.dvc_stages import reproduce_stage, stage_env
+from tasks.dvc_stages import put_back, reproduce_stage, snapshot
 from tasks.registry_tasks import (
     gate_candidate,
     measure_champion,
@@ -49,13 +46,13 @@ def training_flow(
         force_train: retrain even when DVC finds nothing changed.
     """
     root = str(resolve_root(project_dir))
-    before = {name: _bytes(Path(root) / name) for name in _KEPT}
+    before = snapshot(Path(root))
     changed = set_data_path(Path(root), data_path)
     try:
         stages = [reproduce_stage(s, root) for s in STAGES[:2]]
     except BaseException:
         if changed:  # a dataset that fails its checks is not left as the one to train on
-            _put_back(Path(root), before)
+            put_back(Path(root), before, STAGES[:2])
         raise
     # a new candidate will meet the champion: measure that on the test split (fixed since
     # preprocess) while the train stage runs, whose PyTorch leaves the second core idle
@@ -74,35 +71,6 @@ def training_flow(
     publish_summary(stages, evaluation, decision)
     print("where the time went: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
     return {"stages": stages, "candidate": candidate, "decision": decision, "seconds": seconds}
-
-
-# What a new dataset's `dvc repro validate preprocess` changes before it fails: params.yaml
-# (its `data.path`), the lock, and the stages' git-kept reports, which DVC deletes before
-# it runs a stage (uncached outputs: no `dvc checkout` brings them back).
-_KEPT = (
-    "params.yaml",
-    "dvc.lock",
-    "reports/validate/data_report.json",
-    "reports/preprocess/split_report.json",
-)
-
-
-def _bytes(path: Path) -> bytes | None:
-    return path.read_bytes() if path.is_file() else None
-
-
-def _put_back(root: Path, before: dict[str, bytes | None]) -> None:
-    """The project as it was before the failed run: the `_KEPT` files, then the cached
-    outputs DVC removed (`data/processed`) from the cache, as far as it holds them."""
-    for name, data in before.items():
-        if data is None:
-            (root / name).unlink(missing_ok=True)
-        else:
-            atomic_write_bytes(root / name, data)
-    subprocess.run(
-        [sys.executable, "-m", "dvc", "checkout", "--quiet", *STAGES[:2]],
-        cwd=root, env=stage_env(), capture_output=True, check=False,
-    )  # fmt: skip
 
 
 def _started(future, started: queue.SimpleQueue) -> bool:

@@ -16,6 +16,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from skintwin.errors import SkinTwinError
+from skintwin.io import atomic_write_bytes
 
 _RAN = re.compile(r"^Running stage '([^']+)'")
 _SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
@@ -93,3 +94,33 @@ def _follow(cmd, root, stage, ran, skipped, started) -> None:
         raise SkinTwinError(
             f"dvc repro {stage} failed (exit {proc.returncode}):\n" + "\n".join(tail)
         )
+
+
+# What a new dataset's `dvc repro validate preprocess` changes before it fails: params.yaml
+# (its `data.path`), the lock, and the stages' git-kept reports, which DVC deletes before
+# it runs a stage (uncached outputs: no `dvc checkout` brings them back).
+KEPT = (
+    "params.yaml",
+    "dvc.lock",
+    "reports/validate/data_report.json",
+    "reports/preprocess/split_report.json",
+)
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """The `KEPT` files' bytes (None: absent), for `put_back`."""
+    return {name: (root / name).read_bytes() if (root / name).is_file() else None for name in KEPT}
+
+
+def put_back(root: Path, before: dict[str, bytes | None], stages: tuple[str, ...]) -> None:
+    """The project as it was at `snapshot`: the `KEPT` files, then the cached outputs of
+    `stages` DVC removed (`data/processed`) from its cache, as far as it holds them."""
+    for name, data in before.items():
+        if data is None:
+            (root / name).unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(root / name, data)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "checkout", "--quiet", *stages],
+        cwd=root, env=stage_env(), capture_output=True, check=False,
+    )  # fmt: skip
