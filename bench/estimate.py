@@ -227,12 +227,19 @@ def _complete(kept: Path, found: list[dict], again: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":  # re-rank a saved run: python -m bench.estimate <its folder>
-    import sys
+    import argparse
 
     from bench.common import table
     from skintwin.params import load_params
 
-    kept = Path(sys.argv[1])  # bench/results/estimate-<size>-<time> [--again]
-    saved = _complete(kept, json.loads((kept / "points.json").read_text()), "--again" in sys.argv)
+    parser = argparse.ArgumentParser(description="Re-rank a saved estimate benchmark run.")
+    parser.add_argument("run", type=Path, help="bench/results/estimate-<size>-<time>")
+    parser.add_argument("--again", action="store_true",
+                        help="re-estimate points an earlier estimator made")  # fmt: skip
+    args = parser.parse_args()
+    kept = args.run
+    if not (kept / "points.json").is_file():
+        parser.error(f"{kept}: no points.json (a folder `--only estimate` saved)")
+    saved = _complete(kept, json.loads((kept / "points.json").read_text()), args.again)
     monitor = load_params(Path("params.yaml")).monitor
     print(table(report(saved, monitor, SIZES[kept.name.split("-")[1]]["images"])))
