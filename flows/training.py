@@ -18,8 +18,9 @@ from pathlib import Path
 
 from prefect import flow
 
+from skintwin.io import held
 from skintwin.params.data_path import set_data_path
-from skintwin.project import resolve_root
+from skintwin.project import ProjectPaths, resolve_root
 from tasks.dvc_stages import put_back, reproduce_stage, snapshot
 from tasks.registry_tasks import (
     gate_candidate,
@@ -30,6 +31,7 @@ from tasks.registry_tasks import (
 )
 
 STAGES = ("validate", "preprocess", "train", "evaluate")
+WAIT_S = 3 * 3600  # for the run ahead of this one to end
 
 
 @flow(name="training", log_prints=True)
@@ -44,8 +46,20 @@ def training_flow(
             default: the one params.yaml names.
         project_dir: the project holding dvc.yaml; default: the current one.
         force_train: retrain even when DVC finds nothing changed.
+
+    One training run at a time per project (the manual and the CI deployment, a retrain
+    on drift): a second waits for the first, which holds params.yaml and the stages.
     """
     root = str(resolve_root(project_dir))
+    with held(ProjectPaths(Path(root)).training_lock, "training", WAIT_S, waiting=_waiting):
+        return _train(root, data_path, force_train)
+
+
+def _waiting(holder: str) -> None:
+    print(f"another training run holds this project ({holder}): waiting for it to end")
+
+
+def _train(root: str, data_path: str | None, force_train: bool) -> dict:
     before = snapshot(Path(root))
     changed = set_data_path(Path(root), data_path)
     try:

@@ -147,6 +147,44 @@ def read_record(path: Path, keys: Sequence[str], remedy: str) -> dict:
     return doc
 
 
+@contextmanager
+def held(path: Path, what: str, timeout_s: float, poll_s: float = 2.0, waiting=None):
+    """Hold an exclusive lock on file `path` (an OS lock: released when the process ends,
+    however it ends) for the body. While another process holds it, `waiting(holder)` is
+    called once and the lock is tried every `poll_s`; after `timeout_s` an error names
+    `what` and the holder."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as fh:
+        deadline, told = time.monotonic() + timeout_s, False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                if time.monotonic() >= deadline:
+                    raise SkinTwinError(
+                        f"{what}: {holder} holds {path}; wait for it to end, or stop it"
+                    ) from None
+                if waiting is not None and not told:
+                    waiting(holder)
+                    told = True
+                time.sleep(poll_s)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def env_number(name: str, default: float, low: float, high: float) -> float:
     """A number from environment variable `name` (`default` when unset), checked to lie in
     [low, high]: a bad value is an error naming the variable, never a silent nan or 0."""

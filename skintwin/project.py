@@ -95,6 +95,11 @@ class ProjectPaths:
     def dvc_lock(self) -> Path:
         return self.root / "dvc.lock"
 
+    @property
+    def training_lock(self) -> Path:
+        """Held by a training run for its whole length (DVC's own tmp folder, git-ignored)."""
+        return self.root / ".dvc" / "tmp" / "skintwin-training.lock"
+
     # stage outputs
     @property
     def data_report(self) -> Path:

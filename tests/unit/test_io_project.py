@@ -92,3 +92,31 @@ def test_writers_sharing_a_folder_keep_each_others_work(tmp_path: Path) -> None:
     with atomic_dir(tmp_path / "cache" / "v1", shared=True) as third:
         (third / "MLmodel").write_text("third")
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["v1"]
+
+
+def test_one_training_run_holds_a_project_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manual and the CI deployment, or a retrain on drift, could train one project at
+    once: each writes params.yaml (`--data-path`) and runs the stages the other reads. The
+    second now waits for the first, and past its wait fails naming the holder, with
+    nothing of the project touched."""
+    import os
+
+    import flows.training as training
+    from skintwin.errors import SkinTwinError
+    from skintwin.io import held
+    from skintwin.project import ProjectPaths
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "params.yaml").write_text("data: {path: data/demo}\n")
+    lock, told = ProjectPaths(tmp_path).training_lock, []
+    monkeypatch.setattr(training, "WAIT_S", 0.3)
+    monkeypatch.setattr(training, "_waiting", told.append)
+    refused = pytest.raises(SkinTwinError, match=r"training: pid \d+ since .* holds .*\.lock")
+    with held(lock, "training", 5), refused:
+        training.training_flow.fn(data_path="elsewhere", project_dir=str(tmp_path))
+    assert len(told) == 1 and told[0].startswith(f"pid {os.getpid()} since ")
+    assert (tmp_path / "params.yaml").read_text() == "data: {path: data/demo}\n"
+    with held(lock, "training", 0.3):  # released: the next run takes it at once
+        pass
