@@ -30,11 +30,21 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
     raise SkinTwinError(f"{url} did not answer within {timeout:.0f} s")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on now, and that this process was not
+    given before: the OS hands a port just closed out again (8 repeats in 500 calls), and
+    two servers given ports in a row, before either listens, then took the same one."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no TCP port on 127.0.0.1 left that this process was not given")
 
 
 def port_free(port: int) -> bool:

@@ -120,3 +120,12 @@ def test_one_training_run_holds_a_project_at_a_time(
     assert (tmp_path / "params.yaml").read_text() == "data: {path: data/demo}\n"
     with held(lock, "training", 0.3):  # released: the next run takes it at once
         pass
+
+
+def test_ports_handed_out_are_never_the_same_twice() -> None:
+    """The OS gives a port just closed out again: CI once started the Prefect and the MLflow
+    server of `make up` on one port (the second never answered its health check)."""
+    from skintwin.ops.processes import free_port
+
+    ports = [free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)
