@@ -40,6 +40,17 @@ def _lookup(doc: object, dotted: str) -> object:
     return doc
 
 
+def _locked_stages(paths: ProjectPaths) -> dict:
+    """`dvc.lock`'s stages ({} without a lock)."""
+    lock = yaml.safe_load(paths.dvc_lock.read_text()) if paths.dvc_lock.is_file() else {}
+    return (lock or {}).get("stages", {})
+
+
+def _params(paths: ProjectPaths) -> dict:
+    """params.yaml as it is now ({} without one)."""
+    return (yaml.safe_load(paths.params.read_text()) if paths.params.is_file() else {}) or {}
+
+
 def unrecorded_changes(paths: ProjectPaths) -> list[str]:
     """Where the project no longer is what made the candidate, by `dvc.lock`: a param of
     the candidate's stages whose value in params.yaml is not the one the stage ran with,
@@ -49,8 +60,7 @@ def unrecorded_changes(paths: ProjectPaths) -> list[str]:
     champion measured on the new split. Nothing without a lock (a project not run by DVC)."""
     if not paths.dvc_lock.is_file():
         return []
-    stages = (yaml.safe_load(paths.dvc_lock.read_text()) or {}).get("stages", {})
-    now = yaml.safe_load(paths.params.read_text()) if paths.params.is_file() else {}
+    stages, now = _locked_stages(paths), _params(paths)
     out = []
     for stage in _UPSTREAM:
         for key, value in stages.get(stage, {}).get("params", {}).get("params.yaml", {}).items():
@@ -70,14 +80,13 @@ def unrecorded_changes(paths: ProjectPaths) -> list[str]:
 
 def collect_lineage(paths: ProjectPaths, run_id: str, flow_run_id: str | None = None) -> dict:
     """Code, data and model hashes, params and run ids of a candidate."""
-    lock = yaml.safe_load(paths.dvc_lock.read_text()) if paths.dvc_lock.exists() else {}
-    stages = (lock or {}).get("stages", {})
+    stages = _locked_stages(paths)
 
     def out_md5(stage: str) -> str:
         outs = stages.get(stage, {}).get("outs", [])
         return outs[0].get("md5", "") if outs else ""
 
-    params = yaml.safe_load(paths.params.read_text()) if paths.params.exists() else {}
+    params = _params(paths)
     data_yaml = paths.processed / "data.yaml"
     classes = list(read_names(data_yaml)[1]) if data_yaml.is_file() else "unknown"
     return {

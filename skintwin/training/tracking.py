@@ -117,12 +117,17 @@ def unreachable_as_error(uri: str) -> Iterator[None]:
             f"MLflow tracking server {mask_url(uri)} is unreachable: {mask_text(str(exc))}"
         ) from None
     except MlflowException as exc:
-        if "API request" not in str(exc) and "Max retries" not in str(exc):
+        if not _unreachable(exc):
             raise
         reason = mask_text(str(exc).splitlines()[0][:300])
         raise SkinTwinError(
             f"MLflow tracking server {mask_url(uri)} is unreachable: {reason}"
         ) from None
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Whether an MLflow error says the server did not answer (its retries spent)."""
+    return "API request" in str(exc) or "Max retries" in str(exc)
 
 
 def log_evaluation(run_id: str, metrics: dict[str, float], report_dir: Path | None = None) -> None:
@@ -157,7 +162,7 @@ def require_run(run_id: str, uri: str, source: Path) -> None:
         try:
             MlflowClient().get_run(run_id)
         except MlflowException as exc:
-            if "API request" in str(exc) or "Max retries" in str(exc):
+            if _unreachable(exc):  # unreachable_as_error names the server
                 raise
             raise SkinTwinError(
                 f"{source}: run {run_id} is not in the MLflow store at {mask_url(uri)}; "
