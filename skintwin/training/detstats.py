@@ -128,7 +128,13 @@ class DetectionStats:
         """
         from ultralytics.utils.metrics import ap_per_class
 
-        out = ap_per_class(self.tp, self.conf, self.pred_cls, self.gt_cls)
+        # Detections of equal confidence are ranked in the validator's order (a stable sort,
+        # as COCO's evaluation and our bootstrap do): `ap_per_class` sorts with NumPy's
+        # default, which may order ties either way, and under ties AP depends on the order.
+        # Handed rows already in order, it keeps them so.
+        order = np.argsort(-self.conf, kind="stable")
+        tp, conf, pred_cls = self.tp[order], self.conf[order], self.pred_cls[order]
+        out = ap_per_class(tp, conf, pred_cls, self.gt_cls)
         _, _, p, r, _, ap, classes, _, _, _, x, prec = out
         grid = np.linspace(0, 1, 101)
         if len(classes) == 0:

@@ -149,18 +149,20 @@ def summarise(
 ) -> Evaluation:
     """An Evaluation of per-image rows: overall, per class, per tone group (`groups` gives
     each image's), with intervals when `ci` says how to bootstrap them."""
+    whole = stats.summary()
     per_class = {}
     for c, name in enumerate(names):
         if (stats.gt_cls == c).any():
             with_class = int(np.unique(stats.gt_image[stats.gt_cls == c]).size)
-            per_class[name] = _scores(stats.only_class(c), ci) | {"images": with_class}
+            per_class[name] = _scores(stats.only_class(c), ci, whole["classes"][c])
+            per_class[name]["images"] = with_class
     per_group = {}
     for group in sorted(set(groups)):
         index = [i for i, g in enumerate(groups) if g == group]
         per_group[group] = _scores(stats.subset(index), ci)
-    curves = stats.summary()["pr_curves"]
+    curves = whole["pr_curves"]
     return Evaluation(
-        overall=_scores(stats, ci),
+        overall=_scores(stats, ci, whole),
         per_class=per_class,
         per_group=per_group,
         pr_curves={names[c]: v for c, v in curves.items()},
@@ -169,9 +171,14 @@ def summarise(
     )
 
 
-def _scores(stats: DetectionStats, ci: dict | None) -> dict:
-    """Counts, the headline figures and the interval of the primary metric."""
-    summary = stats.summary()
+def _scores(stats: DetectionStats, ci: dict | None, summary: dict | None = None) -> dict:
+    """Counts, the headline figures and the interval of the primary metric.
+
+    `summary`: the figures, where they come from more than these rows. A class's come from
+    all classes' run, as `yolo val` prints them: its precision and recall at the one
+    confidence where the mean F1 over the classes peaks, not at the class's own best.
+    """
+    summary = summary or stats.summary()
     out = {"images": len(stats), "instances": len(stats.gt_cls)}
     out |= {k: round(summary[k], 5) for k in HEADLINE}
     if ci is None:

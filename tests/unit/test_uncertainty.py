@@ -94,3 +94,42 @@ def test_resamples_at_once_or_in_blocks_equal_one_by_one(monkeypatch) -> None:
     assert np.allclose(whole, one_by_one, rtol=0, atol=1e-9)
     monkeypatch.setattr(uncertainty, "_BLOCK_CELLS", 7 * len(stats.conf))  # blocks of 7 rows
     assert np.array_equal(weighted_map(stats, weights, "mAP50-95"), whole)
+
+
+def test_tied_confidences_give_the_bootstraps_figure_in_every_slice() -> None:
+    """A model that saturates gives many detections one confidence. Under ties AP depends
+    on the order, so the figure, its class's row and the all-ones resample (the interval's
+    centre) must rank ties alike; NumPy's default sort, inside `ap_per_class`, did not."""
+    rows = _rows(120, 11)
+    for r in rows:
+        r["conf"] = np.round(r["conf"] * 8) / 8  # 9 distinct confidences for ~1,700 rows
+    stats = DetectionStats.from_rows(rows)
+    ones = np.ones((1, len(stats)))
+    summary = stats.summary()
+    assert summary["mAP50"] == pytest.approx(weighted_map(stats, ones)[0], abs=1e-12)
+    for c in range(3):
+        mine = stats.only_class(c)
+        assert mine.summary()["mAP50"] == pytest.approx(summary["classes"][c]["mAP50"])
+        assert weighted_map(mine, ones)[0] == pytest.approx(summary["classes"][c]["mAP50"])
+
+
+def test_each_class_row_is_yolo_vals_at_one_shared_confidence() -> None:
+    """`yolo val` prints each class's precision and recall where the mean F1 over all
+    classes peaks; each class at its own best F1 reads better than the model runs."""
+    from skintwin.training.evaluation import summarise
+
+    rows = _rows(60, 5)
+    stats = DetectionStats.from_rows(rows)
+    cat = {
+        k: np.concatenate([r[k] for r in rows]) for k in ("tp", "conf", "pred_cls", "target_cls")
+    }
+    _, _, p, r, _, ap, classes, *_ = ap_per_class(
+        cat["tp"], cat["conf"], cat["pred_cls"], cat["target_cls"]
+    )
+    evaluation = summarise(stats, ("all",) * len(stats), ("acne", "mole", "rash"), None)
+    for k, c in enumerate(classes):
+        row = evaluation.per_class[("acne", "mole", "rash")[c]]
+        assert row["precision"] == pytest.approx(p[k], abs=1e-5)
+        assert row["recall"] == pytest.approx(r[k], abs=1e-5)
+        assert row["mAP50"] == pytest.approx(ap[k, 0], abs=1e-5)
+    assert evaluation.overall["precision"] == pytest.approx(p.mean(), abs=1e-5)
