@@ -48,6 +48,9 @@ class Decision:
     # per tone group: n, delta, lo/hi (the one-sided bounds the verdict used), sdd, verdict
     groups: dict[str, dict] = field(default_factory=dict)
     blocked_by: list[str] = field(default_factory=list)  # tone groups that block
+    # the candidate on the whole test split, which the floor judged, where the two models
+    # were compared on part of it (`candidate` and `champion` are then that part's figures)
+    candidate_whole: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -97,7 +100,11 @@ def decide(
     ]
     reasons += [f"tone group '{n}': {g['verdict']} — {g['why']}" for n, g in groups.items()]
     promote = ok and passed and not blocked
-    return Decision(promote, reasons, p.metric, value, base, p.rule, overall, groups, blocked)
+    ours = float(candidate.overall[p.metric])
+    return Decision(
+        promote, reasons, p.metric, ours, base, p.rule, overall, groups, blocked,
+        candidate_whole=value if whole is not None and whole is not candidate else None,
+    )  # fmt: skip
 
 
 def _overall(

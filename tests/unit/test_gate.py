@@ -166,3 +166,21 @@ def test_a_group_without_a_labelled_lesion_is_insufficient_evidence() -> None:
     assert d.promote  # on_insufficient: allow, and said
     blocking = decide(without_dark_lesions(1, 0.95), without_dark_lesions(2, 0.6), BLOCK)
     assert not blocking.promote and blocking.blocked_by == ["dark"]
+
+
+def test_a_comparison_on_part_of_the_split_records_that_parts_figures() -> None:
+    """The champion trained on some test photos: the two are compared on the rest, the
+    floor on the whole split. The record's candidate and champion are the same photos'
+    figures (their difference is the delta it states), the whole split's beside them."""
+    stats = DetectionStats.from_rows(_rows(GROUPS, {"*": 0.95, "dark": 0.3}, 0))
+    whole = summarise(stats, tuple(GROUPS), NAMES, None)
+    part = [i for i, g in enumerate(GROUPS) if g != "dark"]
+    ours = summarise(stats.subset(part), tuple(GROUPS[i] for i in part), NAMES, None)
+    champion = DetectionStats.from_rows(_rows(GROUPS, {"*": 0.6}, 1)).subset(part)
+    theirs = summarise(champion, tuple(GROUPS[i] for i in part), NAMES, None)
+    d = decide(ours, theirs, P, whole=whole)
+    assert d.candidate - d.champion == pytest.approx(d.overall["delta"], abs=1e-4)
+    assert d.candidate_whole == pytest.approx(whole.overall["mAP50"], abs=1e-6)
+    assert d.candidate_whole < d.candidate - 0.05  # dark skin's misses are in the floor's
+    assert f"{d.candidate_whole:.4f} reaches the floor" in d.reasons[0]
+    assert decide(whole, whole, P, whole=whole).candidate_whole is None  # no part: no second
