@@ -10,6 +10,7 @@ Accepted layouts (DESIGN: Dataset):
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,8 @@ def read_names(data_yaml: Path) -> tuple[dict, tuple[str, ...]]:
         raise SkinTwinError(f"{data_yaml}: 'names' must be a non-empty list of strings")
     if len(set(names)) != len(names):
         raise SkinTwinError(f"{data_yaml}: 'names' has duplicates: {names}")
+    if "nc" in doc and str(doc["nc"]) != str(len(names)):  # which is right? Ultralytics refuses
+        raise SkinTwinError(f"{data_yaml}: 'nc: {doc['nc']}' but 'names' lists {len(names)}")
     return doc, tuple(names)
 
 
@@ -145,7 +148,17 @@ def discover(root: str | Path) -> Layout:
 
 
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    """Every image under `folder`, sub-folders included; a symlinked sub-folder is read too
+    (each real folder once), as Ultralytics reads it: `rglob` skipped it, without a word."""
+    found, seen = [], set()
+    for where, subdirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(where)
+        if real in seen:  # a link back up the tree, or a second link to one folder
+            subdirs.clear()
+            continue
+        seen.add(real)
+        found += [Path(where, f) for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(found)
 
 
 def label_path(image: Path) -> Path:

@@ -22,12 +22,14 @@ import logging
 import os
 import shutil
 from collections import Counter
+from dataclasses import astuple
 from pathlib import Path
 
 import pandas as pd
 import yaml
 from PIL import Image
 
+from skintwin.data.coverage import kept_first
 from skintwin.data.dataset import Layout, discover, label_path, list_images, parse_labels
 from skintwin.data.features import extract_many
 from skintwin.data.images import decode_image, needs_normalising
@@ -45,15 +47,11 @@ def _collect(layout: Layout, max_overflow: float) -> tuple[list[dict], int]:
     """Every unique image with its label boxes, read as validate reads them (a box within
     `max_overflow` past an edge clipped to it); exact duplicates (same bytes) dropped. A
     label line validate would refuse stops it: no lesion is dropped without a word."""
-    seen: set[str] = set()
+    seen: dict[str, dict] = {}
     items, dropped = [], 0
-    for source_split, folder in sorted(layout.splits.items()):
+    for source_split, folder in kept_first(layout.splits):  # the copy in test stays
         for image in list_images(folder):
             digest = hashlib.sha256(image.read_bytes()).hexdigest()
-            if digest in seen:
-                dropped += 1
-                continue
-            seen.add(digest)
             lbl = label_path(image)
             boxes, problems = (
                 parse_labels(lbl, len(layout.names), max_overflow) if lbl.exists() else ([], [])
@@ -62,27 +60,36 @@ def _collect(layout: Layout, max_overflow: float) -> tuple[list[dict], int]:
             if wrong:
                 raise SkinTwinError(f"{wrong[0].file}:{wrong[0].line}: {wrong[0].message} "
                                     "(run the validate stage for every problem)")  # fmt: skip
-            items.append(
-                {"image": image, "source_split": source_split, "boxes": boxes, "digest": digest}
-            )
+            if digest in seen:
+                kept = seen[digest]
+                if sorted(boxes, key=astuple) != sorted(kept["boxes"], key=astuple):
+                    raise SkinTwinError(f"{image}: same photo as {kept['image']}, with other "
+                                        "labels (run the validate stage)")  # fmt: skip
+                dropped += 1
+                continue
+            item = {"image": image, "source_split": source_split, "boxes": boxes}
+            seen[digest] = item | {"digest": digest}
+            items.append(seen[digest])
     return items, dropped
 
 
 def _unique_name(name: str, item: dict, taken: set[str]) -> str:
-    """`name`, else prefixed with its source split, else suffixed with its content's hash:
-    photos found in sub-folders (`clinic_a/p0.jpg`, `clinic_b/p0.jpg`) share names, and
-    one copied over another would lose it and leave its row pointing at the other."""
+    """`name`, else prefixed with its source split, else suffixed with its content's hash,
+    so that no two photos share a stem (`taken` holds the stems). Photos found in
+    sub-folders (`clinic_a/p0.jpg`, `clinic_b/p0.webp`, written as `p0.png`) share names;
+    one copied over another would lose it, and two of one stem would read one label file
+    (YOLO finds a photo's labels by its stem): one photo trained with the other's lesions."""
     stem, suffix = Path(name).stem, Path(name).suffix
     for candidate in (
         name,
         f"{item['source_split']}_{name}",
         f"{stem}_{item['digest'][:16]}{suffix}",
     ):
-        if candidate not in taken:
+        if Path(candidate).stem not in taken:
             break
     else:
         raise SkinTwinError(f"{item['image']}: no free name for it in the output")
-    taken.add(candidate)
+    taken.add(Path(candidate).stem)
     return candidate
 
 

@@ -12,9 +12,10 @@ import hashlib
 import logging
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
+from skintwin.data.coverage import kept_first, stray_images
 from skintwin.data.dataset import (
     IMAGE_SUFFIXES,
     Layout,
@@ -64,8 +65,11 @@ def _orphan_labels(layout: Layout, images: list[Path]) -> list[Problem]:
     for folder in sorted(label_dirs):
         if not folder.is_dir():
             continue
-        for txt in sorted(folder.glob("*.txt")):
-            if txt not in stems and txt.name != "classes.txt":
+        for txt in sorted(f for f in folder.iterdir() if f.suffix.lower() == ".txt"):
+            if txt.suffix != ".txt":  # the photo beside it would train as a negative
+                message = f"YOLO reads a photo's labels from '{txt.stem}.txt': rename it"
+                found.append(Problem("error", "label_suffix", str(txt), message))
+            elif txt not in stems and txt.name != "classes.txt":
                 found.append(Problem("error", "label_without_image", str(txt), "no image"))
     return found
 
@@ -76,6 +80,7 @@ class _Tally:
 
     splits: dict[str, dict[str, int]]
     by_hash: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    boxes: dict[str, list] = field(default_factory=dict)  # each image's, sorted
     sizes: Counter = field(default_factory=Counter)
     class_images: Counter = field(default_factory=Counter)
     class_boxes: Counter = field(default_factory=Counter)
@@ -100,11 +105,13 @@ def _check_images(
         tally.by_hash[digest].append(str(image))
         tally.sizes[f"{size[0]}x{size[1]}"] += 1
         lbl = label_path(image)
+        tally.boxes[str(image)] = []
         if not lbl.exists():
             tally.background += 1
             tally.splits[split]["background"] += 1
             continue
         boxes, found = parse_labels(lbl, len(layout.names), params.max_box_overflow)
+        tally.boxes[str(image)] = sorted(boxes, key=astuple)
         problems.extend(found)
         tally.splits[split]["boxes"] += len(boxes)
         tally.class_images.update({layout.names[b.cls] for b in boxes})
@@ -126,9 +133,16 @@ def _dataset_rules(
                 f"validate.min_images_per_class is {params.min_images_per_class}"
             )
             problems.append(Problem("error", "too_few_images", str(layout.data_yaml), message))
-    for paths in (p for p in tally.by_hash.values() if len(p) > 1):
-        message = f"same content as {', '.join(paths[1:])} (dropped in preprocess)"
-        problems.append(Problem("warning", "duplicate_image", paths[0], message))
+    for kept, *copies in (p for p in tally.by_hash.values() if len(p) > 1):
+        for copy in copies:  # the copy goes; which lesions would be its photo's?
+            if tally.boxes[copy] != tally.boxes[kept]:
+                theirs, ours = label_path(Path(kept)).name, label_path(Path(copy)).name
+                message = (f"same photo as {kept}, with other labels ({ours} and {theirs}): "
+                           "make them agree, or keep one")  # fmt: skip
+                problems.append(Problem("error", "duplicate_image_labels", copy, message))
+            else:
+                message = f"same content as {kept} (this copy is dropped in preprocess)"
+                problems.append(Problem("warning", "duplicate_image", copy, message))
     if tally.background:
         message = f"{tally.background} images have no label file (used as background)"
         problems.append(Problem("warning", "background_images", str(layout.root), message))
@@ -142,7 +156,7 @@ def run_validate(layout: Layout, params: ValidateParams, workers: int = 2) -> di
         The data report: counts per split and class, image sizes, duplicates, and every
         problem found (`errors` > 0 means the dataset must not be used).
     """
-    per_split: dict[str, list[Path]] = {s: list_images(d) for s, d in layout.splits.items()}
+    per_split: dict[str, list[Path]] = {s: list_images(d) for s, d in kept_first(layout.splits)}
     problems = [
         Problem(
             "error",
@@ -165,7 +179,7 @@ def run_validate(layout: Layout, params: ValidateParams, workers: int = 2) -> di
     ]
     tally, found = _check_images(layout, per_split, params, workers)
     images = [p for split in per_split.values() for p in split]
-    problems += found + _orphan_labels(layout, images)
+    problems += found + _orphan_labels(layout, images) + stray_images(layout)
     problems += _dataset_rules(layout, len(images), tally, params)
     errors = [p for p in problems if p.severity == "error"]
     return {

@@ -88,9 +88,12 @@ def test_image_without_label_is_background_not_error(tmp_path: Path) -> None:
 def test_duplicates_are_warnings(tmp_path: Path) -> None:
     root = write_dataset(tmp_path / "d")
     (root / "images/copy.jpg").write_bytes((root / "images/img0.jpg").read_bytes())
+    (root / "labels/copy.txt").write_text((root / "labels/img0.txt").read_text())
     report = _validate(root)
     assert report["errors"] == 0
     assert len(report["duplicate_groups"]) == 1
+    (root / "labels/copy.txt").unlink()  # unlabelled: kept first, its lesions would be lost
+    assert "duplicate_image_labels" in _rules(_validate(root))
 
 
 def test_too_few_images_per_class(tmp_path: Path) -> None:
