@@ -156,15 +156,20 @@ def test_the_interval_carries_the_calibrations_own_error() -> None:
     """Fitted on 60 validation images, each a 200-image window's 95% interval holds the
     detector's true figure (on 4,000 images) in 19 (recall) and 18 (mAP50) of 20 seeded
     fits; a bootstrap over the window alone, blind to the calibration's 60 images, in 7
-    and 6 of 20."""
+    and 6 of 20. As production fits it (recall's lesions at the labels' rate), recall's
+    holds it in 17 of 20: a window's count is the larger of the rate's and the candidates',
+    and where the two agree the larger runs high, a bias the offset (measured told the
+    images' own count) does not see. The README says so."""
     from dataclasses import replace
 
     population = true_figures(simulate(999, n=4000))
-    inside = {"joined": {"recall": 0, "mAP50": 0}, "window": {"recall": 0, "mAP50": 0}}
+    kinds = ("joined", "window", "at the labels' rate")
+    inside = {name: {"recall": 0, "mAP50": 0} for name in kinds}
     for seed in range(20):
         estimator = Estimator.fit(simulate(100 + seed, n=60), NAMES, floor=0.25)
+        rated = Estimator.fit(simulate(100 + seed, n=60), NAMES, floor=0.25, lesion_rate=2.0)
         window = simulate(200 + seed)
-        for name, est in (("joined", estimator), ("window", replace(estimator, offset_sd=None))):
+        for name, est in zip(kinds, (estimator, replace(estimator, offset_sd=None), rated)):
             out = est.estimate_stats(window, n_boot=100)
             for metric in inside[name]:
                 inside[name][metric] += (
@@ -173,6 +178,7 @@ def test_the_interval_carries_the_calibrations_own_error() -> None:
     print(inside)
     assert min(inside["joined"].values()) >= 17, inside
     assert all(inside["window"][m] < inside["joined"][m] for m in ("recall", "mAP50")), inside
+    assert inside["at the labels' rate"]["recall"] >= 15, inside  # 17: below 95%, known
 
 
 def test_round_trip_and_too_little_to_fit() -> None:
