@@ -136,6 +136,21 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
         # Ultralytics expects BGR, as OpenCV reads; a contiguous copy, not a reversed view,
         # which OpenCV's letterbox resize takes 4x as long over (0.56 ms against 0.13 ms)
         bgr = [cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in images]
+        # Photos of one shape go through together: Ultralytics pads a call's photos to the
+        # least a stride needs only when all share a shape, else each to a square, so a
+        # photo scored beside another shape got other confidences than alone (/predict),
+        # and a lesion at 0.26 alone fell under 0.25 in a batch.
+        shapes: dict[tuple, list[int]] = {}
+        for i, im in enumerate(images):
+            shapes.setdefault(im.shape, []).append(i)
+        out: list[dict] = [{}] * len(images)
+        for same in shapes.values():
+            for i, item in zip(same, self._predict([bgr[i] for i in same], kwargs, layer)):
+                out[i] = self._to_dict(images[i], item[0]) | item[1]
+        return out
+
+    def _predict(self, bgr: list[np.ndarray], kwargs: dict, layer: int | None) -> list:
+        """(Ultralytics' result, {"pooled": its row} or {}) of each of one shape's photos."""
         # One prediction at a time per model: Ultralytics builds its predictor on first use
         # without a lock (a second thread can find it half set up), and runs inference
         # under its own lock anyway, so this costs no throughput.
@@ -145,13 +160,11 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
                 self._tap.start()
             try:
                 results = self._model.predict(bgr, **kwargs)
-                pooled = self._tap.rows(len(images)) if layer is not None else None
+                pooled = self._tap.rows(len(bgr)) if layer is not None else None
             finally:
                 self._tap.stop()
-        out = [self._to_dict(im, r) for im, r in zip(images, results, strict=True)]
-        for item, row in zip(out, pooled if pooled is not None else [], strict=False):
-            item["pooled"] = row
-        return out
+        extra = [{"pooled": row} for row in pooled] if pooled is not None else [{}] * len(bgr)
+        return list(zip(results, extra, strict=True))
 
     def _to_dict(self, image: np.ndarray, result) -> dict:
         boxes = result.boxes
