@@ -98,11 +98,34 @@ def _decode(im: Image.Image, label: str) -> np.ndarray:
 
 
 def _from_array(arr: np.ndarray, label: str) -> np.ndarray:
+    """The pixels the same image would have as a file: 16-bit and float values scaled to
+    8 bits, transparency composed onto white, as `_to_rgb8` reads them. A cast alone made
+    a float image in [0, 1] black and dropped alpha's hidden pixels into view."""
+    if arr.ndim == 3 and arr.shape[2] in (1, 2):  # grey, grey and alpha
+        arr = np.concatenate([np.repeat(arr[..., :1], 3, axis=2), arr[..., 1:]], axis=2)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
         raise ImageError(f"{label}: an image array must be HxWx3 RGB, got {arr.shape}", 422)
-    return np.ascontiguousarray(arr[..., :3]).astype(np.uint8, copy=False)
+    if arr.dtype != np.uint8:
+        arr = _as_8_bits(arr, label)
+    if arr.shape[2] == 4:
+        return _to_rgb8(Image.fromarray(np.ascontiguousarray(arr), "RGBA"))
+    return np.ascontiguousarray(arr)
+
+
+def _as_8_bits(arr: np.ndarray, label: str) -> np.ndarray:
+    """0–255 from 16-bit (0–65535), or float (0–1, else 0–255) values."""
+    if arr.dtype.kind not in "uif" or not np.isfinite(arr).all() or arr.min(initial=0) < 0:
+        raise ImageError(f"{label}: image values must be finite and ≥ 0 ({arr.dtype})", 422)
+    top = float(arr.max(initial=0))
+    if arr.dtype.kind == "f":
+        scale = 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0
+    else:
+        scale = 65535.0 if arr.dtype == np.uint16 or top > 255 else 255.0
+    if top > 65535:
+        raise ImageError(f"{label}: image values above 65535 ({arr.dtype})", 422)
+    return np.clip(arr.astype(np.float64) * (255.0 / scale) + 0.5, 0, 255).astype(np.uint8)
 
 
 def image_size(source: Source, label: str | None = None) -> tuple[int, int]:
