@@ -145,7 +145,8 @@ class SkinTwinDetector(mlflow.pyfunc.PythonModel):
             shapes.setdefault(im.shape, []).append(i)
         out: list[dict] = [{}] * len(images)
         for same in shapes.values():
-            for i, item in zip(same, self._predict([bgr[i] for i in same], kwargs, layer)):
+            answers = self._predict([bgr[i] for i in same], kwargs, layer)
+            for i, item in zip(same, answers, strict=True):
                 out[i] = self._to_dict(images[i], item[0]) | item[1]
         return out
 

@@ -169,7 +169,9 @@ def test_the_interval_carries_the_calibrations_own_error() -> None:
         estimator = Estimator.fit(simulate(100 + seed, n=60), NAMES, floor=0.25)
         rated = Estimator.fit(simulate(100 + seed, n=60), NAMES, floor=0.25, lesion_rate=2.0)
         window = simulate(200 + seed)
-        for name, est in zip(kinds, (estimator, replace(estimator, offset_sd=None), rated)):
+        for name, est in zip(
+            kinds, (estimator, replace(estimator, offset_sd=None), rated), strict=True
+        ):
             out = est.estimate_stats(window, n_boot=100)
             for metric in inside[name]:
                 inside[name][metric] += (
