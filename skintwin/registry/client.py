@@ -88,10 +88,17 @@ def get_version(name: str, version: str):
 
 
 def log_and_register(
-    weights: Path, run_id: str, name: str, tags: dict[str, str], extra: dict | None = None
+    weights: Path,
+    run_id: str,
+    name: str,
+    tags: dict[str, str],
+    extra: dict | None = None,
+    conf: float = 0.25,
 ) -> str:
     """Log `weights` as a pyfunc model in run `run_id`, register it, tag it (aliases are
-    moved by `aliases.move`). Returns the new version number (a string, as MLflow gives it)."""
+    moved by `aliases.move`). `conf`: the threshold a caller who names none gets (the
+    project's `monitor.conf`, as the service's), e.g. from `mlflow models serve`.
+    Returns the new version number (a string, as MLflow gives it)."""
     import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec
@@ -106,7 +113,9 @@ def log_and_register(
         )
     signature = ModelSignature(
         inputs=None,
-        params=ParamSchema([ParamSpec("conf", "double", 0.25), ParamSpec("imgsz", "long", 0)]),
+        params=ParamSchema(
+            [ParamSpec("conf", "double", float(conf)), ParamSpec("imgsz", "long", 0)]
+        ),
     )
     package = Path(__file__).resolve().parents[1]
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():

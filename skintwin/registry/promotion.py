@@ -170,7 +170,7 @@ def _register(
     card.texts(paths.root)  # a project without its card's text fails before registering
     extra = {} if source_weights else version_artifacts(paths.evaluate_dir)
     tags |= runtime_tags(extra.get("parity"))
-    version = client.log_and_register(weights, run_id, name, tags, extra)
+    version = client.log_and_register(weights, run_id, name, tags, extra, params.monitor.conf)
     why = f"new candidate of run {run_id}"
     aliases.move(paths.root, name, client.CHALLENGER, version, "register", why)
     log.info("registered %s version %s (alias %s)", name, version, client.CHALLENGER)

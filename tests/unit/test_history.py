@@ -417,6 +417,20 @@ def test_lineage_is_registered_whole_however_long(registered: Path, tmp_path: Pa
         client.log_and_register(weights, run, NAME, {"lineage.params": "x" * 100_001})
 
 
+def test_a_caller_naming_no_threshold_gets_the_projects(registered: Path, tmp_path: Path) -> None:
+    """`mlflow models serve` answers at the signature's default: it was 0.25 whatever
+    `monitor.conf` said, so it and the service disagreed on the same photo."""
+    import mlflow
+
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"weights")
+    run = client.client().create_run(client.client().create_experiment("conf")).info.run_id
+    version = client.log_and_register(weights, run, NAME, {}, conf=0.05)
+    info = mlflow.models.get_model_info(f"models:/{NAME}/{version}")
+    defaults = {spec.name: spec.default for spec in info.signature.params}
+    assert defaults == {"conf": 0.05, "imgsz": 0}
+
+
 def test_a_promoted_version_rolled_back_is_not_reported_promoted_again(registered: Path) -> None:
     """A flow run again on v3's training run finds its old decision, "promoted"; after a
     rollback it must not report v3 as promoted (the summary said so while v1 served)."""
