@@ -70,7 +70,8 @@ def _log_to_stderr() -> None:
 
 
 def run_main(body: Callable[[], object]) -> int:
-    """Run `body`; a SkinTwinError prints its message (no traceback) and exits 1."""
+    """Run `body`; a SkinTwinError prints its message (no traceback) and exits 1, Ctrl-C
+    says so and exits 130, as a shell expects (each step cleans up as it unwinds)."""
     configure_offline()
     _log_to_stderr()
     try:
@@ -78,6 +79,9 @@ def run_main(body: Callable[[], object]) -> int:
     except SkinTwinError as exc:
         print(f"error: {mask_text(str(exc))}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -91,6 +91,12 @@ def _photos(text: str) -> int:
     return int(text)
 
 
+def _port(text: str) -> int:  # 99999 listened on 34463 (the OS takes it modulo 65536)
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1–65535)")
+    return int(text)
+
+
 def _serve(args: argparse.Namespace) -> None:
     from skintwin.serving.app import serve
 
@@ -195,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     al.add_argument("--fail-on", choices=["warning", "critical"])
     serve = add("serve", _serve, "HTTP inference service on the champion")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=_port, default=8080)
     up = add("up", _plane, "start Prefect + MLflow servers, deploy flows, start a worker")
     up.add_argument("--no-worker", action="store_true")
     up.add_argument(

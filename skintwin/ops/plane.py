@@ -13,6 +13,7 @@ SKINTWIN_MLFLOW_ARTIFACTS (default `<project>/mlartifacts`, e.g. s3://bucket/mlf
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
-from skintwin.ops.processes import alive, bin_path, stop_group, wait_http
+from skintwin.ops import pidfiles
+from skintwin.ops.processes import alive, bin_path, port_free, stop_group, wait_http
 from skintwin.ops.team import TeamServices, require_packages
 from skintwin.project import ProjectPaths
 
@@ -89,10 +91,17 @@ def plane(
         raise SkinTwinError(f"profile: {profile!r} is not one of {', '.join(PROFILES)}")
     return Plane(
         root,
-        prefect_port or int(os.environ.get("SKINTWIN_PREFECT_PORT", 4200)),
-        mlflow_port or int(os.environ.get("SKINTWIN_MLFLOW_PORT", 5000)),
+        prefect_port or _port("SKINTWIN_PREFECT_PORT", 4200),
+        mlflow_port or _port("SKINTWIN_MLFLOW_PORT", 5000),
         profile,
     )
+
+
+def _port(variable: str, default: int) -> int:
+    value = os.environ.get(variable) or str(default)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SkinTwinError(f"{variable}: {value!r} is not a TCP port (1–65535)")
+    return int(value)
 
 
 def _spawn(p: Plane, name: str, cmd: list[str]) -> int:
@@ -101,15 +110,20 @@ def _spawn(p: Plane, name: str, cmd: list[str]) -> int:
     proc = subprocess.Popen(
         cmd, cwd=p.root, env=p.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )  # its own process group: stop kills all
-    (p.state / f"{name}.pid").write_text(str(proc.pid))
+    pidfiles.record(p.state / f"{name}.pid", proc.pid)
     return proc.pid
 
 
 def _wait(url: str, timeout: float, name: str, p: Plane) -> None:
+    """Until `url` answers; an error as soon as the process exits (a port in use, say),
+    with the last line of its log, not after `timeout`."""
+    pid, log = pidfiles.ours(p.state / f"{name}.pid"), p.state / f"{name}.log"
     try:
-        wait_http(url, timeout)
+        wait_http(url, timeout, gone=lambda: pid is None or not alive(pid))
     except SkinTwinError as exc:
-        raise SkinTwinError(f"{name}: {exc}; see {p.state / (name + '.log')}") from None
+        said = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        last = f" ({said[-1].strip()[:300]})" if said else ""
+        raise SkinTwinError(f"{name}: {exc}{last}; see {log}") from None
 
 
 def _run(p: Plane, *cmd: str) -> str:
@@ -161,8 +175,9 @@ def start_servers(p: Plane) -> None:
 
 def deploy(p: Plane) -> None:
     """Create the process work pool (if missing) and deploy every prefect.yaml deployment."""
-    pools = _run(p, bin_path("prefect"), "work-pool", "ls")
-    if POOL not in pools:
+    # names from JSON: the table cuts them to the terminal's width ("skin-twin-lo…")
+    pools = json.loads(_run(p, bin_path("prefect"), "work-pool", "ls", "--output", "json"))
+    if POOL not in {pool.get("name") for pool in pools}:
         _run(p, bin_path("prefect"), "work-pool", "create", POOL, "--type", "process")
     _run(p, bin_path("prefect"), "--no-prompt", "deploy", "--all")
 
@@ -182,12 +197,24 @@ def start_team_services(p: Plane) -> None:
 
 
 def up(p: Plane, worker: bool = True) -> dict:
-    if p.profile == "team":
-        start_team_services(p)
-    start_servers(p)
-    deploy(p)
-    if worker:
-        start_worker(p)
+    """Start the plane; refused while it runs or its ports are taken, and what a failed
+    or interrupted start started is stopped again (it once left servers no command knew)."""
+    running = [name for name in SERVICES if pidfiles.ours(p.state / f"{name}.pid")]
+    if running:
+        raise SkinTwinError(f"already running: {', '.join(running)}; `skintwin down` first")
+    taken = [str(port) for port in (p.prefect_port, p.mlflow_port) if not port_free(port)]
+    if taken:
+        raise SkinTwinError(f"port {', '.join(taken)} on 127.0.0.1 is in use by another program")
+    try:
+        if p.profile == "team":
+            start_team_services(p)
+        start_servers(p)
+        deploy(p)
+        if worker:
+            start_worker(p)
+    except BaseException:
+        down(p)
+        raise
     return status(p)
 
 
@@ -196,11 +223,11 @@ def down(p: Plane) -> list[str]:
     stopped = []
     for name in SERVICES:
         pid_file = p.state / f"{name}.pid"
-        if not pid_file.is_file():
-            continue
-        stop_group(int(pid_file.read_text()))
+        pid = pidfiles.ours(pid_file)  # never a pid the system gave another process since
+        if pid is not None:
+            stop_group(pid)
+            stopped.append(name)
         pid_file.unlink(missing_ok=True)
-        stopped.append(name)
     if p.team().stop_database(p.state):
         p.team().release_remote(p.root)
         stopped.append("postgres")
@@ -215,7 +242,6 @@ def status(p: Plane) -> dict:
         "profile": p.profile,
     }
     for name in SERVICES:
-        pid_file = p.state / f"{name}.pid"
-        running = pid_file.is_file() and alive(int(pid_file.read_text()))
-        out[name] = "running" if running else "stopped"
+        pid = pidfiles.ours(p.state / f"{name}.pid")
+        out[name] = "running" if pid is not None and alive(pid) else "stopped"
     return out

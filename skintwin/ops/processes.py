@@ -10,17 +10,21 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
 
 
-def wait_http(url: str, timeout: float = 90.0) -> None:
-    """Return once `url` answers 200; SkinTwinError after `timeout` seconds."""
+def wait_http(url: str, timeout: float = 90.0, gone: Callable[[], bool] | None = None) -> None:
+    """Return once `url` answers 200; SkinTwinError after `timeout` seconds, or as soon as
+    `gone()` says the process that was to answer has exited."""
     import httpx
 
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if gone is not None and gone():
+            raise SkinTwinError(f"exited before {url} answered")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return

@@ -71,6 +71,7 @@ def test_control_plane_runs_deployments(tmp_path: Path, tiny_params: dict) -> No
         ui = httpx.get(f"http://127.0.0.1:{p.prefect_port}/", timeout=30)
         assert ui.status_code == 200 and "<html" in ui.text.lower()
         ops.deploy(p)
+        ops.deploy(p)  # again, as a second `up` does: the pool exists (its name was cut)
 
         run_id = _run_deployment(p, "training/manual")
         run = _api(p, f"/flow_runs/{run_id}")
