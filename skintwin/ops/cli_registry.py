@@ -54,7 +54,14 @@ def _history(args: argparse.Namespace) -> None:
         found = log.version_at(name, args.alias, args.at)
         print(f"{name}@{args.alias} at {iso(args.at)}: {f'v{found}' if found else 'not set'}")
     else:
-        for event in log.events(name):
+        events = log.events(name)
+        if not events:  # a misspelt name printed nothing and exited 0
+            others = sorted({event.model for event in log.events()})
+            if others:
+                raise SkinTwinError(f"no alias of '{name}' has moved; the history holds: "
+                                    f"{', '.join(others)}")  # fmt: skip
+            print(f"no alias of '{name}' has moved yet")
+        for event in events:
             print(event.line())
 
 

@@ -15,6 +15,7 @@ import html
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from skintwin.errors import SkinTwinError
@@ -97,17 +98,25 @@ def install_template(repo: Path) -> Path:
 def show(repo: Path, out: str = PAGE_DIR) -> Path:
     """`dvc plots show` through the offline template; returns the written index.html."""
     install_template(repo)
-    _dvc(repo, "plots", "show", "-o", out)
-    return Path(repo) / out / "index.html"
+    page, started = Path(repo) / out / "index.html", time.time()
+    said = _dvc(repo, "plots", "show", "-o", out)
+    # dvc exits 0 when it could load no plot (a fresh clone): the page is then not written
+    if not page.is_file() or page.stat().st_mtime < started - 1:
+        raise SkinTwinError(
+            f"{page}: not written; the plots' files are not in the workspace yet "
+            f"(run `dvc repro` first). dvc said: {said.strip()[:500]}"
+        )
+    return page
 
 
-def _dvc(repo: Path, *args: str) -> None:
+def _dvc(repo: Path, *args: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True
     )
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         raise SkinTwinError(f"dvc {' '.join(args)} failed in {repo}: {detail}")
+    return proc.stdout + proc.stderr
 
 
 if __name__ == "__main__":  # `make setup`: the template for the checkout it runs in

@@ -443,3 +443,24 @@ def test_a_promoted_version_rolled_back_is_not_reported_promoted_again(registere
     out = promotion.gate(ProjectPaths(registered), candidate)
     assert out["repeat"] and out["promote"] is False
     assert out["reasons"] == ["already decided: promoted", "champion is v1 now"]
+
+
+def test_a_misspelt_model_name_is_named_not_an_empty_history(registered: Path, capsys) -> None:
+    args = ["history", "--project-dir", str(registered), "--model-name"]
+    assert main([*args, "skin-twin-detectr"]) == 1  # it printed nothing and exited 0
+    assert f"the history holds: {NAME}" in capsys.readouterr().err
+    assert main([*args, NAME]) == 0 and "v3" in capsys.readouterr().out
+
+
+def test_plots_before_any_run_is_an_error_not_a_page(tmp_path: Path, base_params: dict) -> None:
+    """`dvc plots show` exits 0 when it can load no plot (a fresh clone: dvc.lock names
+    outputs not pulled); `skintwin plots` then printed the path of a page it never wrote."""
+    import shutil
+
+    from skintwin.ops.plots_page import show
+
+    root = make_project(tmp_path / "project", base_params)
+    shutil.copy(REPO / "dvc.lock", root / "dvc.lock")
+    with pytest.raises(SkinTwinError, match=r"index.html: not written.*dvc repro"):
+        show(root)
+    assert not (root / "dvc_plots").exists()
