@@ -117,8 +117,20 @@ def build(
             "groups": record.get("groups") or {},
             "change_control": list(record.get("change_control") or []),
         },
-        "lineage": {key: tags.get(f"lineage.{key}") or UNKNOWN for key in _LINEAGE},
+        "lineage": _lineage(tags, params, external),
     }
+
+
+def _lineage(tags: dict, params: dict, external: bool) -> dict:
+    """The version's lineage tags. Weights trained elsewhere: the workspace's model output
+    and training params did not make them (the card named another version's), so the
+    weights' own source is given instead, and the params that evaluated and gated them."""
+    lineage = {key: tags.get(f"lineage.{key}") or UNKNOWN for key in _LINEAGE}
+    if external:
+        lineage["dvc_model_md5"] = UNKNOWN
+        lineage["params"] = json.dumps({k: v for k, v in params.items() if k != "train"})
+        lineage["source_weights"] = tags["lineage.source_weights"]
+    return lineage
 
 
 def validate(card: dict) -> None:

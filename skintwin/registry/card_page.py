@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from skintwin.registry.summary import gate_table
+
 CHARTS = ("per_group.png", "pr_curve.png")
 UNKNOWN = "unknown"
 TEXT_KEYS = ("intended_use", "out_of_scope", "limitations")  # from model_card.yaml
@@ -40,10 +42,6 @@ def markdown(card: dict) -> str:
     m, e, d = card["model"], card["evaluation"], card["decision"]
     bullets = {k: "\n".join(f"- {t}" for t in card[k]) for k in TEXT_KEYS}
     head = f"| | images | {e['metric']} | 95% CI |\n|---|---|---|---|"
-    groups = "\n".join(
-        f"| {g} | {v['n']} | {v['delta'] if v['delta'] is not None else '–'} | {v['verdict']} |"
-        for g, v in d["groups"].items()
-    )
     data_md = _data_paragraph(card["training_data"])
     lineage = "\n".join(f"- {k}: `{v}`" for k, v in card["lineage"].items() if k != "params")
     return f"""# Model card: {m["name"]} v{m["version"]}
@@ -77,10 +75,7 @@ Architecture `{m["architecture"]}`, input {m["input_size"]} px, classes {m["clas
 {"Promoted" if d["promoted"] else "Not promoted"} (rule: {d["rule"]}).{_approval(d)}
 
 {chr(10).join(f"- {r}" for r in d["reasons"])}
-
-| tone group | test images | Δ vs champion | verdict |
-|---|---|---|---|
-{groups}
+{gate_table(d)}
 
 ## Known limitations
 {bullets["limitations"]}
@@ -104,15 +99,22 @@ def _approval(decision: dict) -> str:
 
 def html(card: dict, charts: Path | None) -> str:
     """A standalone page: the Markdown rendered, the charts inline (no network needed)."""
+    import html as text
+
     import markdown as md
 
-    body = md.markdown(markdown(card), extensions=["tables"])
+    # raw HTML in the Markdown is shown as text, never run: a reason, an approver's name
+    # or a class name comes from a person, and a <script> in it ran in the page
+    page = md.Markdown(extensions=["tables"])
+    page.preprocessors.deregister("html_block")
+    page.inlinePatterns.deregister("html")
+    body = page.convert(markdown(card))
     for chart in CHARTS if charts else ():
         path = charts / chart
         if path.is_file():
             data = base64.b64encode(path.read_bytes()).decode()
             body += f'<p><img alt="{chart}" src="data:image/png;base64,{data}"></p>\n'
-    title = f"Model card: {card['model']['name']} v{card['model']['version']}"
+    title = text.escape(f"Model card: {card['model']['name']} v{card['model']['version']}")
     style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 8px}"
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>" \
         f"<style>{style}</style></head><body>{body}</body></html>\n"  # fmt: skip

@@ -160,6 +160,10 @@ def record_decision(name: str, version: str, record: dict, promote: bool) -> Non
     tags = {
         "gate.decision": "promoted" if promote else "rejected",
         "gate.reasons": "; ".join(record["reasons"]),
+        # a group's reason may hold "; " itself: the overall ones are kept apart, whole
+        "gate.overall_reasons": "; ".join(
+            r for r in record["reasons"] if not r.startswith("tone group")
+        ),
         "gate.rule": record.get("rule", ""),
     }
     if record.get("champion_version"):

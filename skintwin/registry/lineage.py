@@ -141,7 +141,12 @@ def lineage_card(name: str, alias: str | None = CHAMPION, version: str | None = 
         for m in ("mAP50", "mAP50-95", "precision", "recall")
         if f"metric.test.{m}" in tags
     )
-    overall = [r for r in tags.get("gate.reasons", "").split("; ") if not r.startswith("tone")]
+    external = trained_elsewhere(tags)  # the workspace's model and train params: not its
+    overall = (
+        [tags["gate.overall_reasons"]]
+        if "gate.overall_reasons" in tags
+        else [r for r in tags.get("gate.reasons", "").split("; ") if not r.startswith("tone")]
+    )  # a version recorded before: a group reason's own "; " leaves pieces
     lines = [
         f"{name} v{mv.version}  aliases: {', '.join(mv.aliases) or '-'}",
         f"  decision   : {tags.get('gate.decision', '-')} (rule {tags.get('gate.rule') or '-'})"
@@ -155,10 +160,14 @@ def lineage_card(name: str, alias: str | None = CHAMPION, version: str | None = 
         f"  git commit : {tags.get('lineage.git_commit')}"
         f" (dirty: {tags.get('lineage.git_dirty')})",
         f"  data (DVC) : md5 {tags.get('lineage.dvc_data_md5')}",
-        f"  model (DVC): md5 {tags.get('lineage.dvc_model_md5')}",
+        f"  model (DVC): md5 {tags.get('lineage.dvc_model_md5')}"
+        if not external
+        else f"  weights    : trained elsewhere ({tags['lineage.source_weights']})",
         f"  MLflow run : {tags.get('lineage.mlflow_run_id')}",
         f"  Prefect run: {tags.get('lineage.prefect_flow_run_id') or '-'}",
-        f"  train      : {json.dumps(params.get('train', {}), sort_keys=True)}",
+        f"  train      : {json.dumps(params.get('train', {}), sort_keys=True)}"
+        if not external
+        else "  train      : unknown (trained elsewhere)",
         f"  data.path  : {params.get('data', {}).get('path', '-')}",
     ]
     return "\n".join(lines)

@@ -88,10 +88,13 @@ def gate(
             now = champ is not None and str(champ.version) == str(candidate["version"])
             if candidate["decision"] == "promoted" and not now:  # rolled back since
                 reasons.append(f"champion is v{champ.version if champ else '-'} now")
+            if candidate["decision"] != "promoted" and now:
+                reasons.append("champion now by a human's approval (`skintwin lineage`)")
             return {
                 "promote": candidate["decision"] == "promoted" and now,
                 "version": candidate["version"],
                 "reasons": reasons,
+                "rule": candidate.get("rule") or "-",
                 "repeat": True,
             }
         evaluation = evaluation or Evaluation.read(paths.metrics, paths.test_stats)

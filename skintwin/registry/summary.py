@@ -22,9 +22,9 @@ def gate_table(decision: dict) -> str:
     if not groups:
         return ""
     rows = "\n".join(
-        f"| {g} | {v['n']} | {_signed(v['delta'])} | "
-        + (f"[{v['lo']:+.3f}, {v['hi']:+.3f}]" if v["lo"] is not None else "–")
-        + f" | {v['sdd'] if v['sdd'] is not None else '–'} | **{v['verdict']}** |"
+        f"| {g} | {v['n']} | {_signed(v.get('delta'))} | "
+        + (f"[{v['lo']:+.3f}, {v['hi']:+.3f}]" if v.get("lo") is not None else "–")
+        + f" | {v['sdd'] if v.get('sdd') is not None else '–'} | **{v['verdict']}** |"
         for g, v in groups.items()
     )
     head = (

@@ -116,3 +116,34 @@ def test_a_human_approval_is_added_to_the_card_with_its_own_charts(project) -> N
         card.record_approval(folder, {**approval, "reason": "", "over": None})
     assert json.loads((folder / "model_card.json").read_text()) == again  # nothing changed
     assert card.record_approval(project.model_cards / "v9", {**approval, "over": None}) is None
+
+
+def test_a_persons_words_are_shown_on_the_page_never_run(project) -> None:
+    """An approval's reason went into the page as HTML: a <script> in it ran."""
+    attack = 'ok <img src=x onerror="alert(1)"> <script>alert(2)</script>'
+    record = {**RECORD, "reasons": [f"mAP50 0.9 reaches the floor; {attack}"]}
+    doc = card.build(project, "m<b>", "4", TAGS, EVALUATION, record)
+    folder = project.model_cards / "v4"
+    card.write(doc, folder, None)
+    approval = {"by": "<b>ana</b>", "reason": attack, "time": "2026-05-01T10:00:00Z"}
+    text = card.record_approval(folder, {**approval, "over": "3"}).read_text()
+    assert "<script>" not in text and "<img" not in text and "<b>" not in text
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in text and "&lt;b&gt;ana" in text
+
+
+def test_the_cards_group_table_carries_the_gates_bounds(project) -> None:
+    """It showed Δ alone; the gate decided on one-sided bounds and a detectable drop."""
+    group = {"n": 8, "delta": -0.27537, "lo": -0.33167, "hi": -0.05397, "sdd": 0.263,
+             "verdict": "regressed"}  # fmt: skip
+    doc = card.build(project, "m", "4", TAGS, EVALUATION, {**RECORD, "groups": {"dark": group}})
+    text = card.markdown(doc)
+    assert "| dark | 8 | -0.275 | [-0.332, -0.054] | 0.263 | **regressed** |" in text
+    first = card.build(project, "m", "1", TAGS, EVALUATION, {**RECORD, "groups": {}})
+    assert "Δ vs champion" not in card.markdown(first)  # no champion: no empty table
+
+
+def test_weights_trained_elsewhere_name_their_own_source_not_the_workspaces(project) -> None:
+    tags = {**TAGS, "lineage.source_weights": "partner.pt", "lineage.dvc_model_md5": "55.dir"}
+    lineage = card.build(project, "m", "3", tags, EVALUATION, RECORD)["lineage"]
+    assert lineage["dvc_model_md5"] == "unknown" and lineage["source_weights"] == "partner.pt"
+    assert "train" not in json.loads(lineage["params"])  # the epochs of another model

@@ -62,14 +62,19 @@ def test_one_metric_name_scheme() -> None:
 def test_already_decided_candidate_is_not_gated_again(registry) -> None:
     v = _version(registry, {"gate.decision": "rejected"})
     candidate = {"version": v, "new": False, "run_id": "r", "decision": "rejected"}
-    out = promotion.gate(ProjectPaths(REPO), candidate)
+    out = promotion.gate(ProjectPaths(REPO), candidate | {"rule": "superior"})
     assert out == {
         "promote": False,
         "version": v,
         "reasons": ["already decided: rejected"],
+        "rule": "superior",  # the summary said "floor", whatever rule decided
         "repeat": True,
     }
     assert client.alias_version(NAME, client.CHAMPION) is None  # nothing moved
+    registry.set_registered_model_alias(NAME, client.CHAMPION, v)  # a human's approval
+    again = promotion.gate(ProjectPaths(REPO), candidate)
+    assert again["promote"] is False and again["rule"] == "-"
+    assert "champion now by a human's approval" in again["reasons"][-1]
 
 
 def test_lineage_card_shows_version_decision_and_origin(registry) -> None:
@@ -106,6 +111,32 @@ def test_lineage_card_shows_version_decision_and_origin(registry) -> None:
     # a version a human made champion over the gate says who and why (it said "rejected")
     registry.set_model_version_tag(NAME, v, "gate.approved", "cli user ana: read it")
     assert "  approved   : cli user ana: read it\n" in lineage_card(NAME)
+
+
+def test_lineage_names_neither_a_reasons_pieces_nor_anothers_model(registry) -> None:
+    """A group's reason holds "; " itself: split on it, its pieces read as overall reasons.
+    Weights trained elsewhere: the card named the workspace's model hash and epochs."""
+    import mlflow
+
+    _version(registry, {})  # the registered model
+    with mlflow.start_run() as run:
+        pass
+    source = Path(registry.tracking_uri.removeprefix("sqlite:///")).parent.as_uri()
+    tags = {"lineage.source_weights": "partner.pt", "lineage.dvc_model_md5": "55399127.dir",
+            "lineage.params": json.dumps({"train": {"epochs": 30}})}  # fmt: skip
+    v = registry.create_model_version(NAME, source, run.info.run_id, tags=tags).version
+    record = {
+        "reasons": ["mAP50 0.89 reaches the floor 0.5", "mAP50 +0.001: not worse",
+                    "tone group 'dark': no detectable regression — n = 40; a drop ≥ 0.25 "
+                    "would have shown"],
+        "rule": "non_inferior",
+    }  # fmt: skip
+    client.record_decision(NAME, v, record, promote=False)
+    card = lineage_card(NAME, version=v)
+    decision = next(line for line in card.splitlines() if "decision" in line)
+    assert decision.endswith("— mAP50 0.89 reaches the floor 0.5; mAP50 +0.001: not worse")
+    assert "55399127" not in card and '"epochs": 30' not in card
+    assert "trained elsewhere (partner.pt)" in card
 
 
 def test_lineage_of_a_missing_version_is_a_clear_error(registry) -> None:
