@@ -31,8 +31,9 @@ def _dvc(root: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-def _headline(root: Path, base: str) -> str:
-    """The figures a reviewer reads first: overall and per tone group, with the interval."""
+def _headline(root: Path, base: str, metric: str) -> str:
+    """The figures a reviewer reads first: overall, and per tone group the gate's `metric`,
+    with the interval."""
     import json
 
     from skintwin.names import TONE_GROUPS
@@ -40,7 +41,7 @@ def _headline(root: Path, base: str) -> str:
     found = json.loads(_dvc(root, "metrics", "diff", base, "--all", "--json") or "{}")
     figures = {k: v for per_file in found.values() for k, v in per_file.items()}
     keys = ["test.mAP50", "test.mAP50-95", "test.precision", "test.recall"]
-    keys += [f"test.group.{g}.mAP50" for g in TONE_GROUPS]
+    keys += [f"test.group.{g}.{metric}" for g in TONE_GROUPS]
     rows = []
     for key in (k for k in keys if k in figures):
         f, lo, hi = figures[key], figures.get(f"{key}_lo", {}), figures.get(f"{key}_hi", {})
@@ -60,7 +61,8 @@ def _num(value: float | None, signed: bool = False) -> str:
 
 
 def _decision(paths: ProjectPaths) -> tuple[str | None, dict | None]:
-    """The registered version of this workspace's training run, and its gate's record."""
+    """The registered version of this workspace's training run, and its gate's record (with
+    `approved`, a human's approval of it, where there is one)."""
 
     import mlflow
 
@@ -77,9 +79,10 @@ def _decision(paths: ProjectPaths) -> tuple[str | None, dict | None]:
         return None, None
     uri = f"runs:/{run_id}/promotion/decision-v{version.version}.json"
     try:
-        return str(version.version), mlflow.artifacts.load_dict(uri)
+        record = mlflow.artifacts.load_dict(uri)
     except Exception:  # registered, not gated yet
         return str(version.version), None
+    return str(version.version), record | {"approved": version.tags.get("gate.approved")}
 
 
 def _decision_section(version: str | None, record: dict | None) -> str:
@@ -88,6 +91,8 @@ def _decision_section(version: str | None, record: dict | None) -> str:
     if record is None:
         return f"Version {version} is registered; the gate has not decided on it yet."
     verdict = "**promoted to `champion`**" if record.get("promote") else "**not promoted**"
+    if record.get("approved"):  # the gate said no; a human made it champion
+        verdict += f" by the gate; **approved as champion by a human** ({record['approved']})"
     reasons = "\n".join(f"- {r}" for r in record.get("reasons", []))
     return f"Version {version} {verdict} (rule: {record.get('rule', 'floor')}).\n\n{reasons}\n" + (
         gate_table(record) or "\n(no champion to compare with: no table per group)\n"
@@ -96,9 +101,11 @@ def _decision_section(version: str | None, record: dict | None) -> str:
 
 def write_report(paths: ProjectPaths, base: str, out: Path) -> Path:
     """Write `out/report.md` and its pictures; returns the Markdown file."""
-    headline = _headline(paths.root, base)
+    headline = _headline(paths.root, base, load_params(paths.params).promote.metric)
     moved = _dvc(paths.root, "metrics", "diff", base, "--md")  # every figure that moved
     changed = _dvc(paths.root, "params", "diff", base, "--md")
+    if len(changed.splitlines()) < 3:  # dvc writes a table's head with no row: none changed
+        changed = ""
     version, record = _decision(paths)
     charts = sorted((paths.evaluate_dir / "charts").glob("*.png"))
     pictures = "\n".join(f"![{c.stem.replace('_', ' ')}]({c.name})" for c in charts)
@@ -109,7 +116,7 @@ def write_report(paths: ProjectPaths, base: str, out: Path) -> Path:
 
 <details><summary>Every metric that moved (dvc metrics diff)</summary>
 
-{moved or "None."}
+{moved if len(moved.splitlines()) > 2 else "None."}
 
 </details>
 

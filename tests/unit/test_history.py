@@ -464,3 +464,20 @@ def test_plots_before_any_run_is_an_error_not_a_page(tmp_path: Path, base_params
     with pytest.raises(SkinTwinError, match=r"index.html: not written.*dvc repro"):
         show(root)
     assert not (root / "dvc_plots").exists()
+
+
+def test_a_pull_request_report_says_none_changed_and_names_a_human_approval(
+    tmp_path: Path, base_params: dict
+) -> None:
+    """`dvc params diff --md` writes a table's head when nothing changed: the report showed
+    an empty table. A version a human made champion read only "not promoted"."""
+    from skintwin.ops.pr_report import _decision_section, write_report
+    from skintwin.project import ProjectPaths
+
+    root = make_project(tmp_path / "project", base_params)
+    text = write_report(ProjectPaths(root), "HEAD", root / "reports/pr").read_text()
+    assert "## Parameters changed against `HEAD`\nNone." in text
+    record = {"promote": False, "rule": "superior", "reasons": ["no evidence"], "groups": {},
+              "approved": "cli user ana: reviewed"}  # fmt: skip
+    shown = _decision_section("4", record)
+    assert "**approved as champion by a human** (cli user ana: reviewed)" in shown
