@@ -11,6 +11,7 @@ Accepted layouts (DESIGN: Dataset):
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,8 @@ def read_names(data_yaml: Path) -> tuple[dict, tuple[str, ...]]:
         raise SkinTwinError(f"{data_yaml}: 'names' must be a non-empty list of strings")
     if len(set(names)) != len(names):
         raise SkinTwinError(f"{data_yaml}: 'names' has duplicates: {names}")
+    if bad := [n for n in names if not re.fullmatch(r"[\w\- ]+", n)]:  # in metric and tag names
+        raise SkinTwinError(f"{data_yaml}: class name {bad[0]!r}: letters, digits, _, - or space")
     if "nc" in doc and str(doc["nc"]) != str(len(names)):  # which is right? Ultralytics refuses
         raise SkinTwinError(f"{data_yaml}: 'nc: {doc['nc']}' but 'names' lists {len(names)}")
     return doc, tuple(names)

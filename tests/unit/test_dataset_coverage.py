@@ -123,3 +123,14 @@ def test_an_nc_that_disagrees_with_names_is_refused(tmp_path: Path) -> None:
         discover(root)
     (root / "data.yaml").write_text("nc: 2\nnames: [acne, mole]\n")
     assert discover(root).names == ("acne", "mole")
+
+
+def test_a_class_name_mlflow_cannot_carry_is_refused_by_validate(tmp_path: Path) -> None:
+    """Class names go into metric and tag names (`test.class.<name>.mAP50`): one with
+    brackets passed validate and training, then registration crashed in MLflow."""
+    root = write_dataset(tmp_path / "ds", n=6)
+    (root / "data.yaml").write_text("names: ['nevus (benign)', mole]\n")
+    with pytest.raises(SkinTwinError, match=r"class name 'nevus \(benign\)': letters"):
+        discover(root)
+    (root / "data.yaml").write_text("names: [basal-cell carcinoma, naevus_2]\n")
+    assert discover(root).names == ("basal-cell carcinoma", "naevus_2")
