@@ -67,8 +67,8 @@ def _collect(layout: Layout, max_overflow: float) -> tuple[list[dict], int]:
                                         "labels (run the validate stage)")  # fmt: skip
                 dropped += 1
                 continue
-            item = {"image": image, "source_split": source_split, "boxes": boxes}
-            seen[digest] = item | {"digest": digest}
+            seen[digest] = {"image": image, "source_split": source_split, "boxes": boxes,
+                            "digest": digest}  # fmt: skip
             items.append(seen[digest])
     return items, dropped
 
