@@ -15,6 +15,7 @@ from bench.monitoring import fake_rows
 
 def drift_rows(work: Path, s: dict) -> list[Row]:
     from skintwin.monitoring.drift import run_drift
+    from skintwin.monitoring.records import store_frame
     from skintwin.monitoring.store import PredictionStore
     from skintwin.names import CATEGORICAL_DRIFT_COLUMNS, NUMERIC_DRIFT_COLUMNS
     from skintwin.ops.scratch import SOURCE
@@ -24,7 +25,8 @@ def drift_rows(work: Path, s: dict) -> list[Row]:
     n = s["drift_rows"]
     for i in range(0, n, 20_000):
         store.log_many(fake_rows(min(20_000, n - i), i, np.random.default_rng(i + 1)))
-    reference = pd.DataFrame(fake_rows(5_000, 0, np.random.default_rng(99)))
+    # as the drift flow reads rows: the prediction-mix columns derived from the detections
+    reference = store_frame(pd.DataFrame(fake_rows(5_000, 0, np.random.default_rng(99))))
     numeric = [c for c in NUMERIC_DRIFT_COLUMNS if c in reference]
     categorical = list(CATEGORICAL_DRIFT_COLUMNS)
     params = load_params(SOURCE / "params.yaml").monitor
@@ -35,7 +37,7 @@ def drift_rows(work: Path, s: dict) -> list[Row]:
 
     ours_s, result = timed(ours)
     assert result["current_rows"] == n
-    current = store.window(source="bench")
+    current = store_frame(store.window(source="bench"))
 
     def raw() -> None:
         from evidently import Report

@@ -33,7 +33,7 @@ def fake_rows(n: int, start: int = 0, rng: np.random.Generator | None = None) ->
             "n_detections": 2,
             "mean_confidence": 0.7,
             "class_counts": '{"acne": 2}',
-            "detections": "[]",
+            "detections": _two_acne(rng),  # what n_detections and class_counts say
             "width": 640.0,
             "height": 640.0,
             "brightness": float(rng.normal(150, 10)),
@@ -45,6 +45,12 @@ def fake_rows(n: int, start: int = 0, rng: np.random.Generator | None = None) ->
         }
         for i in range(n)
     ]
+
+
+def _two_acne(rng: np.random.Generator) -> str:
+    sides = rng.uniform(20, 80, 2)
+    boxes = [[100.0, 100.0, 100.0 + side, 100.0 + side] for side in sides]
+    return json.dumps([{"class_name": "acne", "confidence": 0.7, "box": b} for b in boxes])
 
 
 def _rate_one_by_one(store, n: int, start: int) -> float:
