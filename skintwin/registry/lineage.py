@@ -78,6 +78,16 @@ def unrecorded_changes(paths: ProjectPaths) -> list[str]:
     return out
 
 
+def _edited(paths: ProjectPaths, stages: dict) -> list[str]:
+    """Tracked files changed since the commit, but for what the pipeline itself writes:
+    dvc.lock, the stages' outputs and the .gitignore DVC keeps beside them. A first run
+    from a clean clone rewrites those, and its version read "dirty" for code as committed."""
+    outs = {o["path"] for stage in stages.values() for o in stage.get("outs", [])}
+    written = {"dvc.lock"} | outs | {(Path(o).parent / ".gitignore").as_posix() for o in outs}
+    changed = _git(paths.root, "diff", "--name-only", "-z", "HEAD").split("\0")
+    return [f for f in changed if f and not any(f == w or f.startswith(f"{w}/") for w in written)]
+
+
 def collect_lineage(paths: ProjectPaths, run_id: str, flow_run_id: str | None = None) -> dict:
     """Code, data and model hashes, params and run ids of a candidate."""
     stages = _locked_stages(paths)
@@ -91,7 +101,7 @@ def collect_lineage(paths: ProjectPaths, run_id: str, flow_run_id: str | None = 
     classes = list(read_names(data_yaml)[1]) if data_yaml.is_file() else "unknown"
     return {
         "git_commit": _git(paths.root, "rev-parse", "HEAD") or "none",
-        "git_dirty": str(bool(_git(paths.root, "status", "--porcelain", "--untracked-files=no"))),
+        "git_dirty": str(bool(_edited(paths, stages))),
         "dvc_data_md5": out_md5("preprocess"),
         "dvc_model_md5": out_md5("train"),
         "mlflow_run_id": run_id,

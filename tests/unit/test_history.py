@@ -481,3 +481,33 @@ def test_a_pull_request_report_says_none_changed_and_names_a_human_approval(
               "approved": "cli user ana: reviewed"}  # fmt: skip
     shown = _decision_section("4", record)
     assert "**approved as champion by a human** (cli user ana: reviewed)" in shown
+
+
+def test_what_the_pipeline_writes_does_not_make_a_version_dirty(
+    tmp_path: Path, base_params: dict
+) -> None:
+    """A first run from a clean clone rewrites dvc.lock and the git-kept reports; its
+    version read "dirty: True" for code exactly as committed."""
+    import subprocess
+
+    import yaml
+
+    from skintwin.project import ProjectPaths
+    from skintwin.registry.lineage import collect_lineage
+
+    root = make_project(tmp_path / "project", base_params)
+    lock = {"schema": "2.0", "stages": {"evaluate": {"cmd": "x", "outs": [
+        {"path": "reports/evaluate/metrics.json", "md5": "1"}]}}}  # fmt: skip
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    (root / "reports/evaluate").mkdir(parents=True)
+    (root / "reports/evaluate/metrics.json").write_text("{}")
+    (root / "reports/evaluate/.gitignore").write_text("/charts\n")
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "record"], cwd=root, check=True)
+    lock["stages"]["evaluate"]["outs"][0]["md5"] = "2"  # the run writes them again
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    (root / "reports/evaluate/metrics.json").write_text('{"test": {}}')
+    (root / "reports/evaluate/.gitignore").write_text("/charts\n/seen.json\n")
+    assert collect_lineage(ProjectPaths(root), "run")["git_dirty"] == "False"
+    (root / "params.yaml").write_text((root / "params.yaml").read_text() + "\n# edited\n")
+    assert collect_lineage(ProjectPaths(root), "run")["git_dirty"] == "True"
