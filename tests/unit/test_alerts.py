@@ -333,6 +333,16 @@ def test_the_artifact_says_which_alert_was_raised_and_which_is_ongoing() -> None
     assert alert_line(calm, {"drift": None, "performance": None}) == "Alerts: none"
 
 
+def test_the_demo_says_ongoing_for_a_drift_alerted_already() -> None:
+    """A second `make demo` printed "alert=-" beside a critical drift alerted minutes ago."""
+    from skintwin.ops.demo import alert_shown
+
+    drifted = {"drift_detected": True}
+    assert alert_shown({"alert": None, "result": drifted}) == "ongoing"
+    assert alert_shown({"alert": {"severity": "critical"}, "result": drifted}) == "critical"
+    assert alert_shown({"alert": None, "result": {"drift_detected": False}}) is None
+
+
 def test_a_drift_hovering_at_the_share_alerts_once(project: str) -> None:
     """2 of 12 columns, then 1, then 2 again: it was cleared and raised every other window.
     A window clears it only when nothing moved and every test ran."""
