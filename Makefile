@@ -69,7 +69,7 @@ lint: $(DEV_STAMP) setup
 bench: $(DEV_STAMP) setup   # every benchmark, figures beside their baselines (SIZE=small|default)
 	$(BIN)/python -m bench --size $(or $(SIZE),small)
 
-serve: setup   # the HTTP inference service on the champion, http://127.0.0.1:8080/docs
+serve: setup   # the HTTP inference service on the champion, http://127.0.0.1:8080/health
 	$(BIN)/skintwin serve --port 8080
 
 mlflow-ui: setup

@@ -53,6 +53,10 @@ def create_app(
         version="1",
         description="Skin-lesion detection with the registry's champion.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN: blank offline.
+        # The API's description is /openapi.json, for any viewer the team has.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = state
     app.include_router(router)

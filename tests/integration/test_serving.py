@@ -89,6 +89,7 @@ def test_predict_returns_detections_and_logs_a_row(service, champion: Path) -> N
     assert 'skintwin_requests_total{endpoint="/predict",status="200"}' in metrics
     assert "skintwin_request_latency_seconds_bucket" in metrics
     assert httpx.get(f"{url}/openapi.json").json()["paths"]["/predict"]
+    assert httpx.get(f"{url}/docs").status_code == 404  # a page from a CDN: none offline
 
 
 def test_a_caller_s_threshold_filters_its_answer_not_what_the_store_keeps(service, champion):
