@@ -24,9 +24,9 @@ def drift_rows(work: Path, s: dict) -> list[Row]:
     store = PredictionStore(f"sqlite:///{work / 'drift.db'}")
     n = s["drift_rows"]
     for i in range(0, n, 20_000):
-        store.log_many(fake_rows(min(20_000, n - i), i, np.random.default_rng(i + 1)))
+        store.log_many(fake_rows(min(20_000, n - i), i, np.random.default_rng(i + 1), True))
     # as the drift flow reads rows: the prediction-mix columns derived from the detections
-    reference = store_frame(pd.DataFrame(fake_rows(5_000, 0, np.random.default_rng(99))))
+    reference = store_frame(pd.DataFrame(fake_rows(5_000, 0, np.random.default_rng(99), True)))
     numeric = [c for c in NUMERIC_DRIFT_COLUMNS if c in reference]
     categorical = list(CATEGORICAL_DRIFT_COLUMNS)
     params = load_params(SOURCE / "params.yaml").monitor
@@ -73,7 +73,7 @@ def _embedding_drift(work: Path, n: int, params, reference: pd.DataFrame) -> lis
     store = PredictionStore(f"sqlite:///{work / 'embeddings.db'}")
     rng = np.random.default_rng(7)
     for i in range(0, n, 20_000):
-        rows = fake_rows(min(20_000, n - i), i, rng)
+        rows = fake_rows(min(20_000, n - i), i, rng, True)
         for r in rows:
             r["embedding"] = to_bytes(rng.normal(size=128))
         store.log_many(rows)

@@ -20,7 +20,12 @@ SIZES = {
 }
 
 
-def fake_rows(n: int, start: int = 0, rng: np.random.Generator | None = None) -> list[dict]:
+def fake_rows(
+    n: int, start: int = 0, rng: np.random.Generator | None = None, boxes: bool = False
+) -> list[dict]:
+    """Rows as the service stores them; `boxes`: with the detections their counts describe
+    (the drift check's prediction-mix columns), else none (the logging rates' rows, as
+    measured since the first run)."""
     rng = rng or np.random.default_rng(start)
     groups = ["very_light", "light", "intermediate", "tan", "brown", "dark"]
     return [
@@ -33,7 +38,7 @@ def fake_rows(n: int, start: int = 0, rng: np.random.Generator | None = None) ->
             "n_detections": 2,
             "mean_confidence": 0.7,
             "class_counts": '{"acne": 2}',
-            "detections": _two_acne(rng),  # what n_detections and class_counts say
+            "detections": _two_acne(rng) if boxes else "[]",
             "width": 640.0,
             "height": 640.0,
             "brightness": float(rng.normal(150, 10)),
