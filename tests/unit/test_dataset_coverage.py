@@ -116,21 +116,22 @@ def test_a_label_file_yolo_would_not_find_is_an_error(tmp_path: Path) -> None:
     assert "'img3.txt'" in wrong["message"]
 
 
-def test_an_nc_that_disagrees_with_names_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("refused", "message", "accepted", "names"),
+    [  # an nc that disagrees with names: which is right? Ultralytics refuses it too
+     ("nc: 5\nnames: [acne, mole]\n", r"data.yaml: 'nc: 5' but 'names' lists 2",
+      "nc: 2\nnames: [acne, mole]\n", ("acne", "mole")),
+     # class names go into metric and tag names (`test.class.<name>.mAP50`): one with
+     # brackets passed validate and training, then registration crashed in MLflow
+     ("names: ['nevus (benign)', mole]\n", r"class name 'nevus \(benign\)': letters",
+      "names: [basal-cell carcinoma, naevus_2]\n", ("basal-cell carcinoma", "naevus_2"))],
+)  # fmt: skip
+def test_class_names_the_project_cannot_carry_are_refused(
+    tmp_path: Path, refused: str, message: str, accepted: str, names: tuple
+) -> None:
     root = write_dataset(tmp_path / "ds", n=6)
-    (root / "data.yaml").write_text("nc: 5\nnames: [acne, mole]\n")
-    with pytest.raises(SkinTwinError, match=r"data.yaml: 'nc: 5' but 'names' lists 2"):
+    (root / "data.yaml").write_text(refused)
+    with pytest.raises(SkinTwinError, match=message):
         discover(root)
-    (root / "data.yaml").write_text("nc: 2\nnames: [acne, mole]\n")
-    assert discover(root).names == ("acne", "mole")
-
-
-def test_a_class_name_mlflow_cannot_carry_is_refused_by_validate(tmp_path: Path) -> None:
-    """Class names go into metric and tag names (`test.class.<name>.mAP50`): one with
-    brackets passed validate and training, then registration crashed in MLflow."""
-    root = write_dataset(tmp_path / "ds", n=6)
-    (root / "data.yaml").write_text("names: ['nevus (benign)', mole]\n")
-    with pytest.raises(SkinTwinError, match=r"class name 'nevus \(benign\)': letters"):
-        discover(root)
-    (root / "data.yaml").write_text("names: [basal-cell carcinoma, naevus_2]\n")
-    assert discover(root).names == ("basal-cell carcinoma", "naevus_2")
+    (root / "data.yaml").write_text(accepted)
+    assert discover(root).names == names
