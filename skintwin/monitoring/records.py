@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import uuid
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ import pandas as pd
 from skintwin.data.features import image_features
 from skintwin.data.images import decode_image
 from skintwin.errors import SkinTwinError
+from skintwin.monitoring.schema import new_uid
 
 
 def detections(prediction: dict | list) -> list[dict]:
@@ -78,7 +78,7 @@ def prediction_row(
     for d in dets:
         counts[d["class_name"]] = counts.get(d["class_name"], 0) + 1
     row = {
-        "uid": uid or uuid.uuid4().hex,
+        "uid": uid or new_uid(),
         "ts": time.time(),
         "model_name": model_name,
         "model_version": str(model_version),

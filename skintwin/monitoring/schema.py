@@ -120,11 +120,18 @@ def open_engine(url: str) -> Engine:
     return db.open_engine(url, metadata, "prediction store", _add_missing_columns)
 
 
+def new_uid() -> str:
+    """A row's id, in time order (nanoseconds, then 8 random bytes): the unique index then
+    grows at its end. Random ids put each insert anywhere in it, and batched logging ran at
+    half its rate once the table held 200k rows (the monitoring bench)."""
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
+
+
 def stored_row(row: dict) -> dict:
     """A prediction row as the `predictions` table holds it: its columns only, an id and a
     time when it has none, JSON and float16 bytes where the columns want them."""
     out = {k: row.get(k) for k in COLUMNS}
-    out["uid"] = row.get("uid") or os.urandom(16).hex()
+    out["uid"] = row.get("uid") or new_uid()
     out["ts"] = float(row.get("ts") or time.time())
     out["source"] = row.get("source") or ""
     out["model_version"] = str(row.get("model_version", ""))

@@ -222,3 +222,13 @@ def test_a_scored_folder_is_checked_alone(tmp_path: Path) -> None:
     assert len(current_frame(store, 1.0, "today", "m", "1")) == 7
     mine = current_frame(store, 1.0, "today", "m", "1", batch_id="today-b")
     assert len(mine) == 3 and set(mine["batch_id"]) == {"today-b"}
+
+
+def test_row_ids_are_unique_and_in_time_order() -> None:
+    """Random ids put each insert anywhere in the unique index: batched logging ran at half
+    its rate at 200k rows (the monitoring bench: 0.50×, 0.96× with ids in time order)."""
+    from skintwin.monitoring.schema import new_uid
+
+    ids = [new_uid() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids) and all(len(i) == 32 for i in ids)
+    assert [i[:16] for i in ids] == sorted(i[:16] for i in ids)  # the time part
