@@ -91,10 +91,12 @@ def _photos(text: str) -> int:
     return int(text)
 
 
-def _port(text: str) -> int:  # 99999 listened on 34463 (the OS takes it modulo 65536)
-    if not text.isdigit() or not 0 < int(text) < 65536:
+def _port(text: str) -> int:  # 99999 listened on 34463
+    from skintwin.ops.processes import tcp_port
+
+    if (port := tcp_port(text)) is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1–65535)")
-    return int(text)
+    return port
 
 
 def _serve(args: argparse.Namespace) -> None:

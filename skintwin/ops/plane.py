@@ -22,7 +22,7 @@ from pathlib import Path
 
 from skintwin.errors import SkinTwinError
 from skintwin.ops import pidfiles
-from skintwin.ops.processes import alive, bin_path, port_free, stop_group, wait_http
+from skintwin.ops.processes import alive, bin_path, port_free, stop_group, tcp_port, wait_http
 from skintwin.ops.team import TeamServices, require_packages
 from skintwin.project import ProjectPaths
 
@@ -99,9 +99,9 @@ def plane(
 
 def _port(variable: str, default: int) -> int:
     value = os.environ.get(variable) or str(default)
-    if not value.isdigit() or not 0 < int(value) < 65536:
+    if (port := tcp_port(value)) is None:
         raise SkinTwinError(f"{variable}: {value!r} is not a TCP port (1–65535)")
-    return int(value)
+    return port
 
 
 def _spawn(p: Plane, name: str, cmd: list[str]) -> int:

@@ -51,6 +51,11 @@ def free_port() -> int:
     raise RuntimeError("no TCP port on 127.0.0.1 left that this process was not given")
 
 
+def tcp_port(text: str) -> int | None:
+    """`text` as a TCP port (1–65535), or None: the OS takes 99999 modulo 65536."""
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
